@@ -1,0 +1,1 @@
+//! Harness for Sluice's integration scenarios.
