@@ -1,1 +1,65 @@
-fn main() {}
+//! `cargo xtask`: the project's own commands, in plain Rust.
+//!
+//! - `cargo xtask up`: builds Sluice and runs the demo: a backend, the
+//!   control plane on `examples/quickstart/`, and one proxy.
+//! - `cargo xtask ci`: installs what the tests need when missing, then runs
+//!   `cargo fmt --check`, clippy with `-D warnings`, and every test.
+
+mod backend;
+mod ci;
+mod up;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  up     run the demo: backend + control plane (examples/quickstart) + proxy
+  ci     install test prerequisites if missing, then fmt check, clippy, all tests
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args.first().map(String::as_str) {
+        Some("up") => up::run(),
+        Some("ci") => ci::run(),
+        Some("help" | "-h" | "--help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+/// Runs a command from the workspace root, failing when it fails.
+fn run_step(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("xtask: $ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("starting `{program}`"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}

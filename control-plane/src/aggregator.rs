@@ -1,0 +1,181 @@
+//! The aggregator keeps the latest update of every provider, waits for a
+//! burst of changes to settle (debounce), then compiles the merged model and
+//! publishes it to the store.
+//!
+//! Debounce: after a change, compilation waits until no further change has
+//! arrived for the quiet period, but never longer than the maximum delay
+//! since the first pending change, so a constant trickle still ships.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::compiler::{CompileInput, compile};
+use crate::config::EntryPointConfig;
+use crate::providers::ProviderUpdate;
+use crate::store::SnapshotStore;
+
+/// How long to wait for a burst of changes to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Debounce {
+    /// Compile once no change arrived for this long.
+    pub quiet_period: Duration,
+    /// Compile at the latest this long after the first pending change.
+    pub max_delay: Duration,
+}
+
+/// Merges provider updates and publishes compiled snapshots.
+#[derive(Debug)]
+pub(crate) struct Aggregator {
+    entry_points: Arc<BTreeMap<String, EntryPointConfig>>,
+    store: Arc<SnapshotStore>,
+    debounce: Debounce,
+}
+
+impl Aggregator {
+    pub(crate) fn new(
+        entry_points: BTreeMap<String, EntryPointConfig>,
+        store: Arc<SnapshotStore>,
+        debounce: Debounce,
+    ) -> Self {
+        Self {
+            entry_points: Arc::new(entry_points),
+            store,
+            debounce,
+        }
+    }
+
+    /// Runs until every provider is gone or `shutdown` is cancelled.
+    pub(crate) async fn run(
+        self,
+        mut updates: mpsc::Receiver<ProviderUpdate>,
+        shutdown: CancellationToken,
+    ) {
+        let mut latest: BTreeMap<String, ProviderUpdate> = BTreeMap::new();
+        loop {
+            let first = tokio::select! {
+                update = updates.recv() => update,
+                () = shutdown.cancelled() => None,
+            };
+            let Some(first) = first else {
+                return;
+            };
+            latest.insert(first.provider.clone(), first);
+            let latest_allowed = Instant::now() + self.debounce.max_delay;
+            loop {
+                let deadline = (Instant::now() + self.debounce.quiet_period).min(latest_allowed);
+                tokio::select! {
+                    update = updates.recv() => match update {
+                        Some(update) => {
+                            latest.insert(update.provider.clone(), update);
+                        }
+                        None => break,
+                    },
+                    () = tokio::time::sleep_until(deadline) => break,
+                    () = shutdown.cancelled() => return,
+                }
+            }
+            self.compile_and_publish(latest.clone()).await;
+        }
+    }
+
+    /// Compiles off the async workers: a large configuration takes a while.
+    async fn compile_and_publish(&self, providers: BTreeMap<String, ProviderUpdate>) {
+        let entry_points = Arc::clone(&self.entry_points);
+        let store = Arc::clone(&self.store);
+        let result = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let compiled = compile(CompileInput {
+                entry_points: &entry_points,
+                providers: &providers,
+            });
+            let errors = compiled.report.errors.len();
+            for error in &compiled.report.errors {
+                tracing::warn!(%error, "configuration error");
+            }
+            let published = store.publish(compiled);
+            (published, errors, started.elapsed())
+        })
+        .await;
+        match result {
+            Ok((Some(published), errors, took)) => tracing::info!(
+                version = %published.version(),
+                routers = published.snapshot.resources.as_ref().map_or(0, |r| r.routers.len()),
+                errors,
+                compile_ms = took.as_secs_f64() * 1e3,
+                "published snapshot"
+            ),
+            Ok((None, errors, _)) => {
+                tracing::debug!(errors, "configuration changed without changing the snapshot");
+            }
+            Err(error) => tracing::error!(%error, "compilation panicked; keeping the previous snapshot"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamic::{DynamicConfig, HttpConfig, RouterConfig, ServiceConfig};
+
+    fn update_with_router(rule_path: usize) -> ProviderUpdate {
+        let mut http = HttpConfig::default();
+        http.routers.insert(
+            "r".to_owned(),
+            RouterConfig {
+                rule: format!("Path(`/{rule_path}`)"),
+                service: "s".to_owned(),
+                ..RouterConfig::default()
+            },
+        );
+        http.services.insert(
+            "s".to_owned(),
+            ServiceConfig {
+                load_balancer: Some(Default::default()),
+                ..ServiceConfig::default()
+            },
+        );
+        ProviderUpdate {
+            provider: "file".to_owned(),
+            config: DynamicConfig {
+                http: Some(http),
+                ..DynamicConfig::default()
+            },
+            errors: Vec::new(),
+            origins: BTreeMap::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_yields_few_versions_and_the_last_is_exact() {
+        let store = Arc::new(SnapshotStore::new(8));
+        let aggregator = Aggregator::new(
+            BTreeMap::new(),
+            Arc::clone(&store),
+            Debounce {
+                quiet_period: Duration::from_millis(100),
+                max_delay: Duration::from_secs(1),
+            },
+        );
+        let (sender, receiver) = mpsc::channel(16);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(aggregator.run(receiver, shutdown.clone()));
+        let mut versions = store.subscribe();
+        for index in 0..1000 {
+            sender.send(update_with_router(index)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        drop(sender);
+        task.await.unwrap();
+        // 2 s of changes with a 1 s maximum delay: at most three compilations.
+        let generation = versions.borrow_and_update().as_ref().unwrap().snapshot.generation;
+        assert!((1..=3).contains(&generation), "generation {generation}");
+        let current = store.current().unwrap();
+        let routers = &current.snapshot.resources.as_ref().unwrap().routers;
+        assert_eq!(routers[0].rule, "Path(`/999`)");
+    }
+}

@@ -1,0 +1,221 @@
+//! The `tls` section: certificates read and inlined as PEM, TLS options and
+//! certificate stores. Option names are qualified like other resources,
+//! except `default`, which every provider shares.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+use sluice_proto::v1::{Certificate, TlsClientAuth, TlsDomain, TlsOptions, TlsStore};
+
+use super::qualify;
+use super::report::{CompileReport, ResourceKindName};
+use crate::dynamic::{TlsCertificateConfig, TlsOptionsConfig};
+use crate::providers::ProviderUpdate;
+
+const TLS_VERSIONS: [&str; 4] = ["VersionTLS10", "VersionTLS11", "VersionTLS12", "VersionTLS13"];
+const CLIENT_AUTH_TYPES: [&str; 5] = [
+    "NoClientCert",
+    "RequestClientCert",
+    "RequireAnyClientCert",
+    "VerifyClientCertIfGiven",
+    "RequireAndVerifyClientCert",
+];
+
+/// Compiled `tls` section.
+pub(super) struct CompiledTls {
+    pub(super) certificates: Vec<Certificate>,
+    /// By qualified name (`default` unqualified).
+    pub(super) options: BTreeMap<String, TlsOptions>,
+    pub(super) stores: Vec<TlsStore>,
+}
+
+pub(super) fn compile_tls(
+    providers: &BTreeMap<String, ProviderUpdate>,
+    report: &mut CompileReport,
+) -> CompiledTls {
+    let mut certificates = BTreeMap::new();
+    let mut options = BTreeMap::new();
+    let mut stores = BTreeMap::new();
+    for update in providers.values() {
+        let Some(tls) = &update.config.tls else {
+            continue;
+        };
+        for (index, config) in tls.certificates.iter().enumerate() {
+            let origin_key = format!("tls.certificates[{index}]");
+            match load_certificate(config, &origin_key) {
+                Ok(certificate) => {
+                    certificates.insert(certificate.name.clone(), certificate);
+                }
+                Err(message) => {
+                    let key = ResourceKindName::qualified(
+                        "certificate",
+                        &format!("{origin_key}@{}", update.provider),
+                    );
+                    report.register(&key, update, serde_json::to_value(config).ok());
+                    report.error(&key, message);
+                }
+            }
+        }
+        for (name, config) in &tls.options {
+            let qualified = if name == "default" {
+                name.clone()
+            } else {
+                qualify(name, &update.provider)
+            };
+            let key = ResourceKindName::qualified("tlsOptions", &qualified);
+            report.register(&key, update, serde_json::to_value(config).ok());
+            if options.contains_key(&qualified) {
+                report.error(&key, "the `default` TLS options are defined by several providers".to_owned());
+                continue;
+            }
+            match compile_options(&qualified, config) {
+                Ok(compiled) => {
+                    options.insert(qualified, compiled);
+                }
+                Err(message) => report.error(&key, message),
+            }
+        }
+        for (name, config) in &tls.stores {
+            let key = ResourceKindName::qualified("tlsStore", name);
+            report.register(&key, update, serde_json::to_value(config).ok());
+            let default_certificate = match &config.default_certificate {
+                Some(files) => {
+                    let as_certificate = TlsCertificateConfig {
+                        cert_file: files.cert_file.clone(),
+                        key_file: files.key_file.clone(),
+                        stores: vec![name.clone()],
+                    };
+                    match load_certificate(&as_certificate, "defaultCertificate") {
+                        Ok(certificate) => {
+                            let certificate_name = certificate.name.clone();
+                            certificates.insert(certificate_name.clone(), certificate);
+                            certificate_name
+                        }
+                        Err(message) => {
+                            report.error(&key, message);
+                            continue;
+                        }
+                    }
+                }
+                None => String::new(),
+            };
+            stores.insert(
+                name.clone(),
+                TlsStore {
+                    name: name.clone(),
+                    content_version: String::new(),
+                    default_certificate,
+                    default_generated_cert: config
+                        .default_generated_cert
+                        .as_ref()
+                        .and_then(|generated| generated.domain.as_ref())
+                        .map(|domain| TlsDomain {
+                            main: domain.main.clone(),
+                            sans: domain.sans.clone(),
+                        }),
+                },
+            );
+        }
+    }
+    CompiledTls {
+        certificates: certificates.into_values().collect(),
+        options,
+        stores: stores.into_values().collect(),
+    }
+}
+
+/// Reads a certificate and key, each a file path or inline PEM.
+fn load_certificate(config: &TlsCertificateConfig, key: &str) -> Result<Certificate, String> {
+    let cert_pem = read_pem(&config.cert_file, &format!("{key}.certFile"), "CERTIFICATE")?;
+    let key_pem = read_pem(&config.key_file, &format!("{key}.keyFile"), "PRIVATE KEY")?;
+    let digest = Sha256::digest(cert_pem.as_bytes());
+    let origin = if config.cert_file.contains("-----BEGIN") {
+        "inline PEM".to_owned()
+    } else {
+        config.cert_file.clone()
+    };
+    Ok(Certificate {
+        name: format!("cert-{}", hex::encode(&digest[..8])),
+        content_version: String::new(),
+        cert_pem,
+        key_pem,
+        stores: if config.stores.is_empty() {
+            vec!["default".to_owned()]
+        } else {
+            config.stores.clone()
+        },
+        sans: Vec::new(),
+        origin,
+    })
+}
+
+fn read_pem(value: &str, key: &str, label: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err(format!("{key} is empty"));
+    }
+    let (pem, shown) = if value.contains("-----BEGIN") {
+        (value.to_owned(), "inline PEM".to_owned())
+    } else {
+        let pem = std::fs::read_to_string(value)
+            .map_err(|error| format!("{key} `{value}`: {error}"))?;
+        (pem, format!("`{value}`"))
+    };
+    if !pem.contains(&format!("{label}-----")) {
+        return Err(format!("{key} {shown}: no PEM block of type `{label}`"));
+    }
+    Ok(pem)
+}
+
+fn compile_options(name: &str, config: &TlsOptionsConfig) -> Result<TlsOptions, String> {
+    for (option, value) in [("minVersion", &config.min_version), ("maxVersion", &config.max_version)] {
+        if !value.is_empty() && !TLS_VERSIONS.contains(&value.as_str()) {
+            return Err(format!(
+                "{option} `{value}`: expected one of {}",
+                TLS_VERSIONS.join(", ")
+            ));
+        }
+    }
+    let client_auth = config
+        .client_auth
+        .as_ref()
+        .map(|auth| {
+            let client_auth_type = if auth.client_auth_type.is_empty() {
+                "NoClientCert".to_owned()
+            } else {
+                auth.client_auth_type.clone()
+            };
+            if !CLIENT_AUTH_TYPES.contains(&client_auth_type.as_str()) {
+                return Err(format!(
+                    "clientAuth.clientAuthType `{client_auth_type}`: expected one of {}",
+                    CLIENT_AUTH_TYPES.join(", ")
+                ));
+            }
+            let ca_pems = auth
+                .ca_files
+                .iter()
+                .enumerate()
+                .map(|(index, file)| read_pem(file, &format!("clientAuth.caFiles[{index}]"), "CERTIFICATE"))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(TlsClientAuth {
+                ca_pems,
+                client_auth_type,
+            })
+        })
+        .transpose()?;
+    Ok(TlsOptions {
+        name: name.to_owned(),
+        content_version: String::new(),
+        min_version: config.min_version.clone(),
+        max_version: config.max_version.clone(),
+        cipher_suites: config.cipher_suites.clone(),
+        curve_preferences: config.curve_preferences.clone(),
+        client_auth,
+        sni_strict: config.sni_strict,
+        alpn_protocols: if config.alpn_protocols.is_empty() {
+            vec!["h2".to_owned(), "http/1.1".to_owned(), "acme-tls/1".to_owned()]
+        } else {
+            config.alpn_protocols.clone()
+        },
+        disable_session_tickets: config.disable_session_tickets,
+    })
+}

@@ -1,0 +1,411 @@
+//! The file provider: Traefik v3 dynamic configuration from one file
+//! (`providers.file.filename`) or a directory tree
+//! (`providers.file.directory`), watched for changes.
+//!
+//! - In a directory, every `.yml`, `.yaml` and `.toml` file is read,
+//!   recursively. Hidden entries (`.name`), backups (`name~`) and other files
+//!   (editor swap files, vim's `4913` probe) are ignored; symbolic links to
+//!   files are followed, to directories not.
+//! - Each file is one [`DynamicConfig`]. Files are merged in path order: a
+//!   name defined twice (router, service, middleware, servers transport, TLS
+//!   options or store) keeps the first file's definition, and the later file
+//!   gets an error naming the first. The update's `origins` name the file
+//!   that defined each resource.
+//! - What was fine is never taken down: a file that stops parsing (a typo, a
+//!   half-written save) keeps its last good content while its error is
+//!   reported. A deleted file's configuration goes away.
+//! - The directory is watched, not the files (for `filename`, its parent
+//!   directory, filtered by name), so editor saves that write a temporary
+//!   file and rename it over the original are seen, and so are Kubernetes
+//!   ConfigMap updates (a `..data` symbolic link swapped). Bursts of events
+//!   are debounced; an update is sent only when the result changed.
+//!
+//! Certificate and key files named in the configuration are read by the
+//! compiler, not here.
+
+mod merge;
+mod parse;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+use self::merge::Merged;
+use self::parse::{is_config_file, is_hidden_or_backup, parse};
+use super::{ProviderUpdate, SourceError};
+use crate::config::FileProviderConfig;
+use crate::dynamic::DynamicConfig;
+
+/// The provider name, qualifying resource names (`api@file`).
+const PROVIDER: &str = "file";
+
+/// Re-read once no event has arrived for this long...
+const QUIET_PERIOD: Duration = Duration::from_millis(50);
+
+/// ...but at the latest this long after the first event of a burst.
+const MAX_DELAY: Duration = Duration::from_millis(500);
+
+/// Why a file provider cannot be created from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum FileProviderError {
+    /// Neither `filename` nor `directory` is set.
+    #[error("set `filename` or `directory`")]
+    NoSource,
+    /// Both `filename` and `directory` are set.
+    #[error("`filename` and `directory` are mutually exclusive; set one")]
+    BothSources,
+}
+
+/// Reads Traefik dynamic configuration from a file or a directory tree and
+/// watches it: the last good content of every file, merged in path order.
+#[derive(Debug)]
+pub struct FileProvider {
+    source: Source,
+    watch: bool,
+    /// Every file read so far, by path (so in merge order).
+    files: BTreeMap<PathBuf, FileState>,
+    /// Why changes are not being watched, reported with every update.
+    watch_error: Option<SourceError>,
+}
+
+#[derive(Debug)]
+enum Source {
+    File(PathBuf),
+    Directory(PathBuf),
+}
+
+#[derive(Debug, Default)]
+struct FileState {
+    /// The last content that parsed.
+    config: Option<DynamicConfig>,
+    /// Why the current content could not be read or parsed.
+    error: Option<SourceError>,
+}
+
+impl FileProvider {
+    /// A provider for `providers.file`; exactly one of `filename` and
+    /// `directory` must be set.
+    pub fn new(config: &FileProviderConfig) -> Result<Self, FileProviderError> {
+        let source = match (&config.filename, &config.directory) {
+            (Some(file), None) => Source::File(file.clone()),
+            (None, Some(directory)) => Source::Directory(directory.clone()),
+            (None, None) => return Err(FileProviderError::NoSource),
+            (Some(_), Some(_)) => return Err(FileProviderError::BothSources),
+        };
+        Ok(Self {
+            source,
+            watch: config.watch,
+            files: BTreeMap::new(),
+            watch_error: None,
+        })
+    }
+
+    /// Reads every file now. A file that fails keeps its last good content.
+    pub fn load(&mut self) -> ProviderUpdate {
+        let (found, unreadable) = self.list();
+        let mut errors = Vec::new();
+        let mut kept_directories = Vec::new();
+        for (directory, error) in unreadable {
+            let is_root = matches!(&self.source, Source::Directory(root) if *root == directory);
+            if error.kind() != io::ErrorKind::NotFound || is_root {
+                errors.push(SourceError {
+                    location: directory.display().to_string(),
+                    key: None,
+                    message: format!("cannot list: {error}"),
+                });
+            }
+            if error.kind() != io::ErrorKind::NotFound {
+                kept_directories.push(directory);
+            }
+        }
+        self.files.retain(|path, _| {
+            found.contains(path) || kept_directories.iter().any(|kept| path.starts_with(kept))
+        });
+        for path in found {
+            self.read(path);
+        }
+
+        errors.extend(self.watch_error.clone());
+        let mut merged = Merged::default();
+        for (path, state) in &self.files {
+            errors.extend(state.error.clone());
+            if let Some(config) = &state.config {
+                merged.add(path, config);
+            }
+        }
+        let (config, origins, duplicates) = merged.finish();
+        errors.extend(duplicates);
+        ProviderUpdate {
+            provider: PROVIDER.to_owned(),
+            config,
+            errors,
+            origins,
+        }
+    }
+
+    /// Loads, sends, then watches and sends a fresh [`ProviderUpdate`] after
+    /// each change that alters it, until `shutdown` is cancelled or the
+    /// receiver is gone. Watching starts before the first load, so no change
+    /// after it is missed. With `watch: false`, or if the directory cannot be
+    /// watched (reported in the update), it sends once and waits for
+    /// `shutdown`.
+    pub async fn run(mut self, updates: mpsc::Sender<ProviderUpdate>, shutdown: CancellationToken) {
+        let (events_sender, mut events) = mpsc::unbounded_channel();
+        let watcher = if self.watch {
+            self.start_watching(events_sender)
+        } else {
+            None
+        };
+        let (mut provider, mut last_sent) = self.load_off_thread().await;
+        if !send(&updates, last_sent.clone(), &shutdown).await {
+            return;
+        }
+        let Some(_watcher) = watcher else {
+            shutdown.cancelled().await;
+            return;
+        };
+        while provider.next_change(&mut events, &shutdown).await {
+            let (reloaded, update) = provider.load_off_thread().await;
+            provider = reloaded;
+            if update != last_sent {
+                if !send(&updates, update.clone(), &shutdown).await {
+                    return;
+                }
+                last_sent = update;
+            }
+        }
+    }
+
+    /// The files to read, and the directories that could not be listed.
+    fn list(&self) -> (BTreeSet<PathBuf>, Vec<(PathBuf, io::Error)>) {
+        let mut found = BTreeSet::new();
+        let mut unreadable = Vec::new();
+        match &self.source {
+            Source::File(path) => {
+                found.insert(path.clone());
+            }
+            Source::Directory(root) => walk(root, &mut found, &mut unreadable),
+        }
+        (found, unreadable)
+    }
+
+    /// Reads and parses one file into its state.
+    fn read(&mut self, path: PathBuf) {
+        let location = path.display().to_string();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let parsed = parse(&path, &text);
+                let state = self.files.entry(path).or_default();
+                match parsed {
+                    Ok(config) => {
+                        *state = FileState {
+                            config: Some(config),
+                            error: None,
+                        }
+                    }
+                    Err(error) => state.error = Some(error),
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                if matches!(self.source, Source::File(_)) {
+                    let error = SourceError {
+                        location,
+                        key: None,
+                        message: "file not found".to_owned(),
+                    };
+                    self.files.insert(
+                        path,
+                        FileState {
+                            config: None,
+                            error: Some(error),
+                        },
+                    );
+                } else {
+                    self.files.remove(&path);
+                }
+            }
+            Err(error) => {
+                self.files.entry(path).or_default().error = Some(SourceError {
+                    location,
+                    key: None,
+                    message: format!("cannot read: {error}"),
+                });
+            }
+        }
+    }
+
+    /// Runs [`FileProvider::load`] on the blocking pool.
+    async fn load_off_thread(mut self) -> (Self, ProviderUpdate) {
+        let loaded = tokio::task::spawn_blocking(move || {
+            let update = self.load();
+            (self, update)
+        });
+        match loaded.await {
+            Ok(loaded) => loaded,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
+    }
+
+    /// Watches the directory (for a single file, its parent), sending raw
+    /// events to `events`. On failure, records the error for every update.
+    fn start_watching(
+        &mut self,
+        events: mpsc::UnboundedSender<notify::Result<Event>>,
+    ) -> Option<RecommendedWatcher> {
+        let (directory, mode) = match &self.source {
+            Source::File(path) => {
+                let parent = path
+                    .parent()
+                    .filter(|parent| !parent.as_os_str().is_empty());
+                (
+                    parent.unwrap_or(Path::new(".")),
+                    RecursiveMode::NonRecursive,
+                )
+            }
+            Source::Directory(directory) => (directory.as_path(), RecursiveMode::Recursive),
+        };
+        let watching = notify::recommended_watcher(move |event| {
+            // The receiver is gone only once `run` has returned.
+            let _ = events.send(event);
+        })
+        .and_then(|mut watcher| watcher.watch(directory, mode).map(|()| watcher));
+        match watching {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                let location = directory.display().to_string();
+                tracing::warn!(%error, directory = %location, "cannot watch for file changes");
+                self.watch_error = Some(SourceError {
+                    location,
+                    key: None,
+                    message: format!("cannot watch for changes: {error}"),
+                });
+                None
+            }
+        }
+    }
+
+    /// Waits for an event that may change the configuration, then until
+    /// events stop for [`QUIET_PERIOD`] (at most [`MAX_DELAY`]). False once
+    /// `shutdown` is cancelled.
+    async fn next_change(
+        &self,
+        events: &mut mpsc::UnboundedReceiver<notify::Result<Event>>,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => return false,
+                event = events.recv() => event,
+            };
+            match event {
+                Some(event) if self.may_change_config(&event) => break,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+        let deadline = Instant::now() + MAX_DELAY;
+        let mut quiet_until = (Instant::now() + QUIET_PERIOD).min(deadline);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return false,
+                () = tokio::time::sleep_until(quiet_until) => return true,
+                event = events.recv() => match event {
+                    Some(event) if self.may_change_config(&event) => {
+                        quiet_until = (Instant::now() + QUIET_PERIOD).min(deadline);
+                    }
+                    Some(_) => {}
+                    None => return false,
+                },
+            }
+        }
+    }
+
+    /// Whether a raw event may change what [`FileProvider::load`] returns.
+    /// Reads (including the provider's own) do not; watcher errors might.
+    fn may_change_config(&self, event: &notify::Result<Event>) -> bool {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!(%error, "file watcher error; re-reading every file");
+                return true;
+            }
+        };
+        let is_read = matches!(
+            event.kind,
+            EventKind::Access(access) if access != AccessKind::Close(AccessMode::Write)
+        );
+        if is_read {
+            return false;
+        }
+        event.need_rescan() || event.paths.iter().any(|path| self.may_matter(path))
+    }
+
+    /// Whether a changed path may be, contain or point to a configuration file.
+    fn may_matter(&self, path: &Path) -> bool {
+        let name = path.file_name().and_then(OsStr::to_str).unwrap_or_default();
+        // Kubernetes mounts ConfigMaps as links into a `..data` directory,
+        // swapped atomically on update.
+        if name.starts_with("..") {
+            return true;
+        }
+        match &self.source {
+            Source::File(file) => path.file_name() == file.file_name(),
+            Source::Directory(_) => {
+                let may_be_directory = path.extension().is_none() && !is_hidden_or_backup(path);
+                is_config_file(path) || may_be_directory
+            }
+        }
+    }
+}
+
+/// Collects the configuration files under `directory`.
+fn walk(
+    directory: &Path,
+    found: &mut BTreeSet<PathBuf>,
+    unreadable: &mut Vec<(PathBuf, io::Error)>,
+) {
+    let entries = match std::fs::read_dir(directory) {
+        Ok(entries) => entries,
+        Err(error) => return unreadable.push((directory.to_owned(), error)),
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => return unreadable.push((directory.to_owned(), error)),
+        };
+        let path = entry.path();
+        if is_hidden_or_backup(&path) {
+            continue;
+        }
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => walk(&path, found, unreadable),
+            Ok(kind) if is_config_file(&path) && (kind.is_file() || path.is_file()) => {
+                found.insert(path);
+            }
+            Ok(_) => {}
+            Err(error) => unreadable.push((path, error)),
+        }
+    }
+}
+
+/// Sends unless `shutdown` comes first; false if the provider should stop.
+async fn send(
+    updates: &mpsc::Sender<ProviderUpdate>,
+    update: ProviderUpdate,
+    shutdown: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => false,
+        sent = updates.send(update) => sent.is_ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

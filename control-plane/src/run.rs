@@ -1,0 +1,185 @@
+//! Wires the control plane together: providers feed the aggregator, which
+//! publishes to the store, which the gRPC server streams and the admin API
+//! shows. Also `validate`, which loads every provider once and compiles.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::serve_admin;
+use crate::aggregator::{Aggregator, Debounce};
+use crate::compiler::{CompileInput, CompileReport, compile};
+use crate::config::StaticConfig;
+use crate::grpc::{GrpcError, SnapshotServer};
+use crate::nodes::NodeRegistry;
+use crate::providers::{FileProvider, FileProviderError, ProviderUpdate};
+use crate::store::SnapshotStore;
+
+/// Why the control plane could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A listener could not be bound.
+    #[error("cannot listen on `{address}` ({key}): {source}")]
+    Bind {
+        key: &'static str,
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file provider's configuration is unusable.
+    #[error("providers.file: {0}")]
+    FileProvider(#[from] FileProviderError),
+    /// The gRPC server failed.
+    #[error(transparent)]
+    Grpc(#[from] GrpcError),
+    /// The admin API failed.
+    #[error("admin API: {0}")]
+    Admin(#[source] std::io::Error),
+}
+
+/// A started control plane.
+#[derive(Debug)]
+pub struct RunningControlPlane {
+    /// Where `SnapshotService` listens.
+    pub grpc_address: SocketAddr,
+    /// Where the admin API listens.
+    pub api_address: SocketAddr,
+    /// The snapshot store, for embedding and tests.
+    pub store: Arc<SnapshotStore>,
+    tasks: JoinSet<Result<(), RunError>>,
+    shutdown: CancellationToken,
+}
+
+impl RunningControlPlane {
+    /// Waits until `shutdown` is cancelled or a server fails; then stops everything.
+    pub async fn wait(mut self) -> Result<(), RunError> {
+        let mut outcome = Ok(());
+        while let Some(finished) = self.tasks.join_next().await {
+            match finished {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    if outcome.is_ok() {
+                        outcome = Err(error);
+                    }
+                    self.shutdown.cancel();
+                }
+                Err(join_error) => {
+                    tracing::error!(%join_error, "control-plane task panicked");
+                    self.shutdown.cancel();
+                }
+            }
+        }
+        outcome
+    }
+}
+
+async fn bind(key: &'static str, address: SocketAddr) -> Result<TcpListener, RunError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| RunError::Bind {
+            key,
+            address: address.to_string(),
+            source,
+        })
+}
+
+/// Binds the listeners and starts every task; returns once listening.
+pub async fn start(
+    config: StaticConfig,
+    shutdown: CancellationToken,
+) -> Result<RunningControlPlane, RunError> {
+    let control_plane = &config.control_plane;
+    let grpc_listener = bind("controlPlane.grpcAddress", control_plane.grpc_address).await?;
+    let api_listener = bind("controlPlane.apiAddress", control_plane.api_address).await?;
+    let grpc_address = grpc_listener.local_addr().map_err(|source| RunError::Bind {
+        key: "controlPlane.grpcAddress",
+        address: control_plane.grpc_address.to_string(),
+        source,
+    })?;
+    let api_address = api_listener.local_addr().map_err(|source| RunError::Bind {
+        key: "controlPlane.apiAddress",
+        address: control_plane.api_address.to_string(),
+        source,
+    })?;
+    if !grpc_address.ip().is_loopback() {
+        tracing::warn!(
+            %grpc_address,
+            "the gRPC listener is plaintext on a non-loopback address: snapshots carry secrets"
+        );
+    }
+
+    let store = Arc::new(SnapshotStore::new(control_plane.history_size));
+    let nodes = Arc::new(NodeRegistry::default());
+    let debounce = Debounce {
+        quiet_period: control_plane.debounce.quiet_period.0,
+        max_delay: control_plane.debounce.max_delay.0,
+    };
+    let mut tasks = JoinSet::new();
+    let (updates_sender, updates) = mpsc::channel(64);
+
+    let mut provider_count = 0;
+    if let Some(file) = &config.providers.file {
+        let provider = FileProvider::new(file)?;
+        let sender = updates_sender.clone();
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            provider.run(sender, token).await;
+            Ok(())
+        });
+        provider_count += 1;
+    }
+    drop(updates_sender);
+    if provider_count == 0 {
+        tracing::warn!("no provider is configured: only entry points will be served");
+        store.publish(compile(CompileInput {
+            entry_points: &config.entry_points,
+            providers: &BTreeMap::new(),
+        }));
+    }
+
+    let aggregator = Aggregator::new(config.entry_points.clone(), Arc::clone(&store), debounce);
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        aggregator.run(updates, token).await;
+        Ok(())
+    });
+
+    let server = SnapshotServer::new(Arc::clone(&store), Arc::clone(&nodes), shutdown.clone());
+    tasks.spawn(async move { server.serve(grpc_listener).await.map_err(RunError::from) });
+
+    let admin_store = Arc::clone(&store);
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        serve_admin(api_listener, admin_store, nodes, token)
+            .await
+            .map_err(RunError::Admin)
+    });
+
+    tracing::info!(%grpc_address, %api_address, "control plane listening");
+    Ok(RunningControlPlane {
+        grpc_address,
+        api_address,
+        store,
+        tasks,
+        shutdown,
+    })
+}
+
+/// Loads every provider once and compiles, without listening anywhere.
+pub fn validate(config: &StaticConfig) -> Result<(CompileReport, usize), RunError> {
+    let mut providers: BTreeMap<String, ProviderUpdate> = BTreeMap::new();
+    if let Some(file) = &config.providers.file {
+        let update = FileProvider::new(file)?.load();
+        providers.insert(update.provider.clone(), update);
+    }
+    let compiled = compile(CompileInput {
+        entry_points: &config.entry_points,
+        providers: &providers,
+    });
+    Ok((compiled.report, compiled.resources.routers.len()))
+}

@@ -1,0 +1,279 @@
+//! The snapshot store: versions compiled snapshots, keeps a bounded history
+//! and computes the update that brings a proxy from what it holds to the
+//! latest.
+//!
+//! A version is `<generation>-<content hash>`. The generation increases with
+//! every published snapshot; the hash names the content, so a proxy that
+//! holds the same content under another generation (for instance after the
+//! control plane restarted) needs no resources re-sent.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use sluice_proto::ResourceNames;
+use sluice_proto::v1::{ResourceRef, Resources, Snapshot, SnapshotUpdate};
+use tokio::sync::watch;
+
+use crate::compiler::{CompileReport, Compiled, content_hash};
+
+/// One published snapshot and the report that came with it.
+#[derive(Debug)]
+pub struct Published {
+    pub snapshot: Snapshot,
+    /// Content hash part of the version.
+    pub hash: String,
+    pub published_at: SystemTime,
+}
+
+impl Published {
+    /// The version string, `<generation>-<hash>`.
+    pub fn version(&self) -> &str {
+        &self.snapshot.version
+    }
+
+    fn resources(&self) -> &Resources {
+        self.snapshot
+            .resources
+            .as_ref()
+            .expect("published snapshots always carry resources")
+    }
+}
+
+/// Holds the current snapshot, its history and the latest compile report.
+#[derive(Debug)]
+pub struct SnapshotStore {
+    current: watch::Sender<Option<Arc<Published>>>,
+    report: watch::Sender<Arc<CompileReport>>,
+    history: Mutex<VecDeque<Arc<Published>>>,
+    history_size: usize,
+}
+
+impl SnapshotStore {
+    /// An empty store keeping `history_size` past snapshots for deltas.
+    pub fn new(history_size: usize) -> Self {
+        Self {
+            current: watch::Sender::new(None),
+            report: watch::Sender::new(Arc::default()),
+            history: Mutex::new(VecDeque::new()),
+            history_size: history_size.max(1),
+        }
+    }
+
+    /// Publishes a compilation. Returns the new snapshot, or `None` when its
+    /// content equals the current one (the report is still updated).
+    pub fn publish(&self, compiled: Compiled) -> Option<Arc<Published>> {
+        self.report.send_replace(Arc::new(compiled.report));
+        let hash = content_hash(&compiled.resources);
+        let previous = self.current();
+        if previous.as_ref().is_some_and(|previous| previous.hash == hash) {
+            return None;
+        }
+        let generation = previous.map_or(1, |previous| previous.snapshot.generation + 1);
+        let published = Arc::new(Published {
+            snapshot: Snapshot {
+                version: format!("{generation}-{hash}"),
+                generation,
+                resources: Some(compiled.resources),
+            },
+            hash,
+            published_at: SystemTime::now(),
+        });
+        {
+            let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+            history.push_back(Arc::clone(&published));
+            while history.len() > self.history_size {
+                history.pop_front();
+            }
+        }
+        self.current.send_replace(Some(Arc::clone(&published)));
+        Some(published)
+    }
+
+    /// The latest snapshot, if one was compiled yet.
+    pub fn current(&self) -> Option<Arc<Published>> {
+        self.current.borrow().clone()
+    }
+
+    /// The latest compile report.
+    pub fn report(&self) -> Arc<CompileReport> {
+        Arc::clone(&self.report.borrow())
+    }
+
+    /// Notifies on every new snapshot.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Published>>> {
+        self.current.subscribe()
+    }
+
+    /// Notifies on every new compile report.
+    pub fn subscribe_reports(&self) -> watch::Receiver<Arc<CompileReport>> {
+        self.report.subscribe()
+    }
+
+    /// The update that brings a proxy holding `held` (a version, or empty) to
+    /// `target`: a delta when the held content is still in history, the full
+    /// state otherwise.
+    pub fn update_for(&self, held: &str, target: &Published) -> SnapshotUpdate {
+        let held_hash = held.split_once('-').map(|(_, hash)| hash);
+        let base = held_hash.and_then(|held_hash| {
+            if held_hash == target.hash {
+                return Some(None);
+            }
+            let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+            history
+                .iter()
+                .rev()
+                .find(|published| published.hash == held_hash)
+                .map(|published| Some(Arc::clone(published)))
+        });
+        match base {
+            // Same content under another version: nothing to send but the new name.
+            Some(None) => SnapshotUpdate {
+                version: target.version().to_owned(),
+                base_version: held.to_owned(),
+                full_state: false,
+                upserts: Some(Resources::default()),
+                removals: Vec::new(),
+            },
+            Some(Some(base)) => {
+                let (upserts, removals) = diff(base.resources(), target.resources());
+                SnapshotUpdate {
+                    version: target.version().to_owned(),
+                    base_version: held.to_owned(),
+                    full_state: false,
+                    upserts: Some(upserts),
+                    removals,
+                }
+            }
+            None => SnapshotUpdate {
+                version: target.version().to_owned(),
+                base_version: String::new(),
+                full_state: true,
+                upserts: Some(target.resources().clone()),
+                removals: Vec::new(),
+            },
+        }
+    }
+}
+
+/// Resources of `to` that are new or changed since `from`, and the names of
+/// those that went away.
+fn diff(from: &Resources, to: &Resources) -> (Resources, Vec<ResourceRef>) {
+    fn diff_list<T: ResourceNames + Clone>(
+        from: &[T],
+        to: &[T],
+        removals: &mut Vec<ResourceRef>,
+    ) -> Vec<T> {
+        let before: BTreeMap<&str, &str> = from
+            .iter()
+            .map(|resource| (resource.name(), resource.content_version()))
+            .collect();
+        let after: BTreeMap<&str, ()> = to.iter().map(|resource| (resource.name(), ())).collect();
+        removals.extend(
+            before
+                .keys()
+                .filter(|name| !after.contains_key(*name))
+                .map(|name| ResourceRef {
+                    kind: T::KIND as i32,
+                    name: (*name).to_owned(),
+                }),
+        );
+        to.iter()
+            .filter(|resource| before.get(resource.name()) != Some(&resource.content_version()))
+            .cloned()
+            .collect()
+    }
+    let mut removals = Vec::new();
+    let upserts = Resources {
+        entry_points: diff_list(&from.entry_points, &to.entry_points, &mut removals),
+        routers: diff_list(&from.routers, &to.routers, &mut removals),
+        services: diff_list(&from.services, &to.services, &mut removals),
+        middlewares: diff_list(&from.middlewares, &to.middlewares, &mut removals),
+        certificates: diff_list(&from.certificates, &to.certificates, &mut removals),
+        tls_options: diff_list(&from.tls_options, &to.tls_options, &mut removals),
+        tls_stores: diff_list(&from.tls_stores, &to.tls_stores, &mut removals),
+    };
+    (upserts, removals)
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_proto::v1::{ResourceKind, Router};
+
+    use super::*;
+
+    fn compiled(routers: &[(&str, &str)]) -> Compiled {
+        Compiled {
+            resources: Resources {
+                routers: routers
+                    .iter()
+                    .map(|(name, version)| Router {
+                        name: (*name).to_owned(),
+                        content_version: (*version).to_owned(),
+                        ..Router::default()
+                    })
+                    .collect(),
+                ..Resources::default()
+            },
+            report: CompileReport::default(),
+        }
+    }
+
+    #[test]
+    fn same_content_publishes_no_new_version() {
+        let store = SnapshotStore::new(4);
+        let first = store.publish(compiled(&[("a@file", "1")])).unwrap();
+        assert_eq!(first.snapshot.generation, 1);
+        assert!(store.publish(compiled(&[("a@file", "1")])).is_none());
+        let second = store.publish(compiled(&[("a@file", "2")])).unwrap();
+        assert_eq!(second.snapshot.generation, 2);
+        assert!(second.version().starts_with("2-"));
+    }
+
+    #[test]
+    fn delta_holds_only_changed_and_removed_resources() {
+        let store = SnapshotStore::new(4);
+        let base = store
+            .publish(compiled(&[("a@file", "1"), ("b@file", "1"), ("c@file", "1")]))
+            .unwrap();
+        let target = store
+            .publish(compiled(&[("a@file", "1"), ("b@file", "2"), ("d@file", "1")]))
+            .unwrap();
+        let update = store.update_for(base.version(), &target);
+        assert!(!update.full_state);
+        assert_eq!(update.base_version, base.version());
+        let upserted: Vec<&str> = update.upserts.as_ref().unwrap().routers.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(upserted, ["b@file", "d@file"]);
+        assert_eq!(
+            update.removals,
+            [ResourceRef {
+                kind: ResourceKind::Router as i32,
+                name: "c@file".to_owned()
+            }]
+        );
+    }
+
+    #[test]
+    fn unknown_or_evicted_versions_get_full_state() {
+        let store = SnapshotStore::new(2);
+        let oldest = store.publish(compiled(&[("a@file", "1")])).unwrap();
+        store.publish(compiled(&[("a@file", "2")])).unwrap();
+        let latest = store.publish(compiled(&[("a@file", "3")])).unwrap();
+        for held in ["", oldest.version(), "7-0123456789abcdef"] {
+            let update = store.update_for(held, &latest);
+            assert!(update.full_state, "held {held:?}");
+            assert_eq!(update.upserts.unwrap().routers.len(), 1);
+        }
+    }
+
+    #[test]
+    fn same_content_under_another_generation_is_an_empty_delta() {
+        let store = SnapshotStore::new(2);
+        let latest = store.publish(compiled(&[("a@file", "1")])).unwrap();
+        let held = format!("41-{}", latest.hash);
+        let update = store.update_for(&held, &latest);
+        assert!(!update.full_state);
+        assert!(update.upserts.unwrap().is_empty());
+        assert!(update.removals.is_empty());
+    }
+}

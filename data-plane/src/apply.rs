@@ -1,0 +1,100 @@
+//! Applying one snapshot update: new resource state, new runtime, listeners
+//! bound, runtime published, long-lived state reconciled, in that order, so
+//! that any failure leaves the proxy exactly as it was.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use sluice_proto::v1::SnapshotUpdate;
+
+use crate::listeners::{BindError, Listeners};
+use crate::runtime::{BuildError, Built, Runtime};
+use crate::shared::SharedState;
+use crate::state::{ResourceState, StateError};
+
+/// Why an update was rejected (the text of the NACK).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The update does not apply to the state held.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The runtime cannot be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A new listener cannot be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+}
+
+impl ApplyError {
+    /// True when the proxy must ask for the full state again.
+    pub(crate) fn needs_full_state(&self) -> bool {
+        matches!(self, Self::State(StateError::BaseMismatch { .. }))
+    }
+}
+
+/// Applies updates and owns what they change.
+#[derive(Debug)]
+pub(crate) struct Applier {
+    state: ResourceState,
+    runtime: Arc<ArcSwap<Runtime>>,
+    listeners: Listeners,
+    shared: Arc<SharedState>,
+    overrides: HashMap<String, String>,
+}
+
+impl Applier {
+    /// An applier publishing to `runtime`; `overrides` replace entry point
+    /// addresses by name.
+    pub(crate) fn new(
+        runtime: Arc<ArcSwap<Runtime>>,
+        listeners: Listeners,
+        shared: Arc<SharedState>,
+        overrides: HashMap<String, String>,
+    ) -> Self {
+        Self {
+            state: ResourceState::default(),
+            runtime,
+            listeners,
+            shared,
+            overrides,
+        }
+    }
+
+    /// The version being served (`""` before the first update).
+    pub(crate) fn version(&self) -> &str {
+        self.state.version()
+    }
+
+    /// Applies `update`, or leaves everything as it was and says why.
+    pub(crate) async fn apply(&mut self, update: SnapshotUpdate) -> Result<(), ApplyError> {
+        let next = self.state.apply(update)?;
+        let Built {
+            mut runtime,
+            checks,
+            services,
+        } = Runtime::build(
+            next.version(),
+            &next.resources(),
+            &self.shared,
+            &self.overrides,
+        )?;
+        let plan = self.listeners.prepare(&runtime).await?;
+        for (name, address) in plan.bound() {
+            runtime.set_bound(name, *address);
+        }
+        self.runtime.store(Arc::new(runtime));
+        self.listeners.commit(plan);
+        self.shared.health.reconcile(&self.shared.client, checks);
+        self.shared
+            .retain_positions(&services.iter().map(String::as_str).collect());
+        self.state = next;
+        Ok(())
+    }
+
+    /// Stops the listeners, letting connections finish within the grace period.
+    pub(crate) async fn shutdown(&mut self) {
+        self.listeners.shutdown().await;
+    }
+}

@@ -1,0 +1,137 @@
+//! The request path of the proxy: load the current runtime, find the entry
+//! point, normalise the path, route, pick a server, forward.
+//!
+//! The runtime is loaded once per request (`ArcSwap::load_full`) and held
+//! until the response head is ready, so a request finishes on the runtime it
+//! started on while new requests see a newer one.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use hyper::body::Incoming;
+
+use crate::body::{ProxyBody, not_found, status_response};
+use crate::forward::{Downstream, forward};
+use crate::router::{RequestView, canonical_host, normalize};
+use crate::runtime::Runtime;
+use crate::shared::SharedState;
+
+/// What a connection knows about itself, shared by its requests.
+#[derive(Debug)]
+pub(crate) struct ConnInfo {
+    /// Entry point the connection was accepted on.
+    pub(crate) entry_point: Arc<str>,
+    /// TCP peer, IPv4-mapped addresses folded to IPv4.
+    pub(crate) peer: IpAddr,
+    /// The peer IP as a header value.
+    pub(crate) peer_header: HeaderValue,
+}
+
+impl ConnInfo {
+    /// Information about a connection from `peer` on `entry_point`.
+    pub(crate) fn new(entry_point: Arc<str>, peer: SocketAddr) -> Self {
+        let peer = peer.ip().to_canonical();
+        let peer_header = HeaderValue::from_str(&peer.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("0.0.0.0"));
+        Self {
+            entry_point,
+            peer,
+            peer_header,
+        }
+    }
+}
+
+/// Serves requests on the current runtime.
+#[derive(Debug)]
+pub(crate) struct Dispatcher {
+    runtime: Arc<ArcSwap<Runtime>>,
+    shared: Arc<SharedState>,
+}
+
+impl Dispatcher {
+    /// A dispatcher reading `runtime` on every request.
+    pub(crate) fn new(runtime: Arc<ArcSwap<Runtime>>, shared: Arc<SharedState>) -> Self {
+        Self { runtime, shared }
+    }
+
+    /// Answers one request.
+    pub(crate) async fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnInfo,
+    ) -> Response<ProxyBody> {
+        let runtime = self.runtime.load_full();
+        let Some(entry_point) = runtime.entry_point(&conn.entry_point) else {
+            // The entry point went away while this connection drained.
+            return not_found();
+        };
+        if let Some(redirect) = &entry_point.redirect {
+            return redirect.respond(&req);
+        }
+        let (route, path_and_query) = {
+            let path = match normalize(req.uri().path()) {
+                Ok(path) => path,
+                Err(error) => {
+                    tracing::debug!(peer = %conn.peer, %error, "rejected request path");
+                    return status_response(StatusCode::BAD_REQUEST);
+                }
+            };
+            let host = canonical_host(request_authority(&req));
+            let view = RequestView {
+                host: &host,
+                path: &path,
+                method: req.method(),
+                headers: req.headers(),
+                query: req.uri().query(),
+                client_ip: conn.peer,
+            };
+            let Some(route) = entry_point.routes.route(&view) else {
+                return not_found();
+            };
+            let path_and_query = match path {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(mut path) => {
+                    if let Some(query) = req.uri().query() {
+                        path.push('?');
+                        path.push_str(query);
+                    }
+                    match PathAndQuery::try_from(path) {
+                        Ok(pq) => Some(pq),
+                        Err(_) => return status_response(StatusCode::BAD_REQUEST),
+                    }
+                }
+            };
+            (route, path_and_query)
+        };
+        // Router middlewares will run here, between routing and the service.
+        let Some(selected) = route.target.service.select() else {
+            return status_response(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        let downstream = Downstream {
+            peer: conn.peer,
+            peer_header: &conn.peer_header,
+            trusted: entry_point.trust.trusts(conn.peer),
+        };
+        forward(&self.shared, selected, req, path_and_query, &downstream).await
+    }
+}
+
+/// `:authority` for HTTP/2 and absolute-form requests, else the Host header.
+fn request_authority<B>(req: &Request<B>) -> &str {
+    let from_header = || {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    };
+    let from_uri = || req.uri().authority().map(|a| a.as_str());
+    let authority = if req.version() == Version::HTTP_2 {
+        from_uri().or_else(from_header)
+    } else {
+        from_header().or_else(from_uri)
+    };
+    authority.unwrap_or("")
+}

@@ -1,0 +1,174 @@
+//! Forwarding a routed request to the server its service picked, and the
+//! response back: hop-by-hop headers stripped, `X-Forwarded-*` set, bodies
+//! and trailers streamed both ways (hyper's `Incoming` passed through, never
+//! buffered), upgrades (WebSocket...) tunnelled with `copy_bidirectional`.
+
+use std::net::IpAddr;
+
+use http::uri::{PathAndQuery, Scheme};
+use http::{Extensions, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::body::{ProxyBody, status_response};
+use crate::headers::{self, Forwarded};
+use crate::service::{Protocol, Selected};
+use crate::shared::SharedState;
+
+/// The client side of a request, as forwarding needs it.
+#[derive(Debug)]
+pub(crate) struct Downstream<'a> {
+    /// The TCP peer.
+    pub(crate) peer: IpAddr,
+    /// The peer's IP as a header value (computed once per connection).
+    pub(crate) peer_header: &'a HeaderValue,
+    /// Whether the entry point trusts the peer's forwarded headers.
+    pub(crate) trusted: bool,
+}
+
+/// Forwards `req` to the selected server; `path_and_query` replaces the
+/// request's when the path was normalised.
+pub(crate) async fn forward(
+    shared: &SharedState,
+    selected: Selected<'_>,
+    mut req: Request<Incoming>,
+    path_and_query: Option<PathAndQuery>,
+    downstream: &Downstream<'_>,
+) -> Response<ProxyBody> {
+    let server = selected.server;
+    let protocol = server.target.protocol;
+    if protocol == Protocol::Https {
+        tracing::error!(
+            server = %server.url,
+            "cannot forward: https backends arrive with TLS support"
+        );
+        return status_response(StatusCode::BAD_GATEWAY);
+    }
+    let upgrade = headers::strip_request(req.headers_mut());
+    if upgrade.is_some() && protocol == Protocol::H2c {
+        tracing::warn!(server = %server.url, "cannot forward a protocol upgrade to an h2c backend");
+        return status_response(StatusCode::BAD_GATEWAY);
+    }
+    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+
+    let original_host = original_host(&req);
+    let websocket = upgrade
+        .as_ref()
+        .is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    headers::set_forwarded(
+        req.headers_mut(),
+        &Forwarded {
+            client_ip: downstream.peer_header,
+            trusted: downstream.trusted,
+            websocket,
+            tls: false,
+            host: original_host.as_ref(),
+            server: &shared.forwarded_server,
+        },
+    );
+    let host = if selected.balancer.pass_host_header {
+        original_host
+    } else {
+        Some(server.host_header.clone())
+    };
+    match host {
+        Some(host) => req.headers_mut().insert(header::HOST, host),
+        None => req.headers_mut().remove(header::HOST),
+    };
+
+    let (mut parts, body) = req.into_parts();
+    let path_and_query = path_and_query
+        .or_else(|| parts.uri.path_and_query().cloned())
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let path_and_query = if server.preserve_path && !server.target.path.is_empty() {
+        match format!("{}{}", server.target.path, path_and_query).parse() {
+            Ok(joined) => joined,
+            Err(_) => return status_response(StatusCode::BAD_REQUEST),
+        }
+    } else {
+        path_and_query
+    };
+    let uri = Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(server.target.authority.clone())
+        .path_and_query(path_and_query)
+        .build();
+    parts.uri = match uri {
+        Ok(uri) => uri,
+        Err(_) => return status_response(StatusCode::BAD_REQUEST),
+    };
+    parts.version = match protocol {
+        Protocol::H2c => Version::HTTP_2,
+        Protocol::Http1 | Protocol::Https => Version::HTTP_11,
+    };
+    // Server-side extensions (upgrade handles, h2 protocol) mean nothing upstream.
+    parts.extensions = Extensions::new();
+    let upstream_req = Request::from_parts(parts, ProxyBody::incoming(body));
+
+    let mut response = match shared.client.send(protocol, upstream_req).await {
+        Ok(response) => response,
+        Err(error) => {
+            let status = error.status();
+            // Debug, as Traefik does: a dead backend under load must not flood the logs.
+            tracing::debug!(
+                server = %server.url,
+                peer = %downstream.peer,
+                status = status.as_u16(),
+                error = %crate::report::chain(&error),
+                "forwarding failed"
+            );
+            return status_response(status);
+        }
+    };
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            tracing::warn!(server = %server.url, "server switched protocols without being asked");
+            return status_response(StatusCode::BAD_GATEWAY);
+        };
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        let hard_stop = shared.hard_stop.clone();
+        let url = server.url.clone();
+        tokio::spawn(async move {
+            let (client, upstream) = match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::debug!(server = %url, %error, "upgrade did not complete");
+                    return;
+                }
+            };
+            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+            tokio::select! {
+                () = hard_stop.cancelled() => {}
+                result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+                    if let Err(error) = result {
+                        tracing::debug!(server = %url, %error, "tunnel closed with an error");
+                    }
+                }
+            }
+        });
+        let (mut parts, _) = response.into_parts();
+        headers::strip_response(&mut parts.headers, true);
+        return Response::from_parts(parts, ProxyBody::empty());
+    }
+
+    let (mut parts, body) = response.into_parts();
+    headers::strip_response(&mut parts.headers, false);
+    Response::from_parts(parts, ProxyBody::incoming(body))
+}
+
+/// The Host the client asked for: the `:authority` of an HTTP/2 request (or
+/// an absolute-form URI), else the `Host` header.
+fn original_host<B>(req: &Request<B>) -> Option<HeaderValue> {
+    let from_uri = || {
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    };
+    let from_header = || req.headers().get(header::HOST).cloned();
+    if req.version() == Version::HTTP_2 {
+        from_uri().or_else(from_header)
+    } else {
+        from_header().or_else(from_uri)
+    }
+}

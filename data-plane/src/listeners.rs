@@ -1,0 +1,306 @@
+//! One TCP listener per entry point, reconciled with each runtime: a listener
+//! whose address did not change is left alone; new ones are bound before the
+//! runtime is published (a bind failure fails the update); removed ones stop
+//! accepting and let their connections finish.
+//!
+//! Each connection is served by hyper-util's auto builder (HTTP/1.1 with
+//! keep-alive and HTTP/2 with prior knowledge on the same port, upgrades
+//! allowed), with `TCP_NODELAY`, a header read timeout and bounded headers.
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::{ConnInfo, Dispatcher};
+use crate::runtime::Runtime;
+
+/// Time a client has to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on the bytes of a request head (HTTP/1.1 buffer, HTTP/2 header list).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Bound on the number of HTTP/1.1 request headers.
+const MAX_HEADERS: usize = 128;
+/// Pending connections the kernel queues per listener.
+const BACKLOG: u32 = 1024;
+
+/// An entry point's address could not be listened on.
+#[derive(Debug, thiserror::Error)]
+#[error("entry point `{entry_point}`: cannot listen on `{address}`")]
+pub struct BindError {
+    /// The entry point.
+    pub entry_point: String,
+    /// The address as configured.
+    pub address: String,
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+/// Resolves `host:port`, `ip:port` or `:port` (all interfaces, IPv4).
+pub(crate) async fn resolve_address(address: &str) -> io::Result<SocketAddr> {
+    if let Some(port) = address.strip_prefix(':') {
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "invalid port"))?;
+        return Ok(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
+    }
+    if let Ok(address) = address.parse() {
+        return Ok(address);
+    }
+    tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "the host name resolves to no address",
+            )
+        })
+}
+
+/// Binds a listening socket with `SO_REUSEADDR` (fast restarts).
+pub(crate) async fn bind(address: &str) -> io::Result<TcpListener> {
+    let address = resolve_address(address).await?;
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(BACKLOG)
+}
+
+/// Listeners to bind for a runtime, prepared before it is published.
+#[derive(Debug)]
+pub(crate) struct ListenPlan {
+    new: Vec<(String, String, TcpListener)>,
+    bound: Vec<(String, SocketAddr)>,
+}
+
+impl ListenPlan {
+    /// Every entry point of the runtime with the address it is bound to.
+    pub(crate) fn bound(&self) -> &[(String, SocketAddr)] {
+        &self.bound
+    }
+}
+
+#[derive(Debug)]
+struct Active {
+    address: String,
+    bound: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// The listeners of the proxy.
+#[derive(Debug)]
+pub(crate) struct Listeners {
+    active: HashMap<String, Active>,
+    draining: JoinSet<()>,
+    dispatcher: Arc<Dispatcher>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    grace_period: Duration,
+    hard_stop: CancellationToken,
+}
+
+impl Listeners {
+    /// No listener yet; connections get `grace_period` to finish when their
+    /// listener stops, and are cut when `hard_stop` fires.
+    pub(crate) fn new(
+        dispatcher: Arc<Dispatcher>,
+        grace_period: Duration,
+        hard_stop: CancellationToken,
+    ) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEADER_BYTES)
+            .max_headers(MAX_HEADERS)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEADER_BYTES as u32);
+        Self {
+            active: HashMap::new(),
+            draining: JoinSet::new(),
+            dispatcher,
+            builder: Arc::new(builder),
+            grace_period,
+            hard_stop,
+        }
+    }
+
+    /// Binds the listeners `runtime` needs that are not up yet.
+    pub(crate) async fn prepare(&self, runtime: &Runtime) -> Result<ListenPlan, BindError> {
+        let mut plan = ListenPlan {
+            new: Vec::new(),
+            bound: Vec::new(),
+        };
+        let mut names: Vec<_> = runtime.entry_points().iter().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, entry_point) in names {
+            match self.active.get(name) {
+                Some(active) if active.address == entry_point.address => {
+                    plan.bound.push((name.clone(), active.bound));
+                }
+                _ => {
+                    let listener =
+                        bind(&entry_point.address)
+                            .await
+                            .map_err(|source| BindError {
+                                entry_point: name.clone(),
+                                address: entry_point.address.clone(),
+                                source,
+                            })?;
+                    let local = listener.local_addr().map_err(|source| BindError {
+                        entry_point: name.clone(),
+                        address: entry_point.address.clone(),
+                        source,
+                    })?;
+                    plan.bound.push((name.clone(), local));
+                    plan.new
+                        .push((name.clone(), entry_point.address.clone(), listener));
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Starts the planned listeners and stops those no longer wanted (call
+    /// once the runtime they serve is published).
+    pub(crate) fn commit(&mut self, plan: ListenPlan) {
+        let wanted: HashSet<&str> = plan.bound.iter().map(|(name, _)| name.as_str()).collect();
+        let replaced: HashSet<&str> = plan.new.iter().map(|(name, _, _)| name.as_str()).collect();
+        let stopping: Vec<String> = self
+            .active
+            .keys()
+            .filter(|name| !wanted.contains(name.as_str()) || replaced.contains(name.as_str()))
+            .cloned()
+            .collect();
+        for name in stopping {
+            if let Some(active) = self.active.remove(&name) {
+                tracing::info!(entry_point = %name, address = %active.bound, "entry point stops listening");
+                active.stop.cancel();
+                self.draining.spawn(async move {
+                    // A panicked accept loop has nothing left to drain.
+                    let _ = active.task.await;
+                });
+            }
+        }
+        for (name, address, listener) in plan.new {
+            let Ok(bound) = listener.local_addr() else {
+                continue;
+            };
+            tracing::info!(entry_point = %name, %bound, "entry point listening");
+            let stop = self.hard_stop.child_token();
+            let task = tokio::spawn(accept_loop(
+                Arc::from(name.as_str()),
+                listener,
+                self.dispatcher.clone(),
+                self.builder.clone(),
+                stop.clone(),
+                self.grace_period,
+                self.hard_stop.clone(),
+            ));
+            self.active.insert(
+                name,
+                Active {
+                    address,
+                    bound,
+                    stop,
+                    task,
+                },
+            );
+        }
+    }
+
+    /// Stops accepting everywhere and waits for connections to finish, at
+    /// most the grace period.
+    pub(crate) async fn shutdown(&mut self) {
+        for (_, active) in self.active.drain() {
+            active.stop.cancel();
+            self.draining.spawn(async move {
+                let _ = active.task.await;
+            });
+        }
+        while self.draining.join_next().await.is_some() {}
+    }
+}
+
+async fn accept_loop(
+    entry_point: Arc<str>,
+    listener: TcpListener,
+    dispatcher: Arc<Dispatcher>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stop: CancellationToken,
+    grace_period: Duration,
+    hard_stop: CancellationToken,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Usually out of file descriptors: back off a little.
+                        tracing::warn!(entry_point = %entry_point, %error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+                let conn = Arc::new(ConnInfo::new(entry_point.clone(), peer));
+                let dispatcher = dispatcher.clone();
+                let service = service_fn(move |req| {
+                    let dispatcher = dispatcher.clone();
+                    let conn = conn.clone();
+                    async move { Ok::<_, Infallible>(dispatcher.handle(req, &conn).await) }
+                });
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                connections.spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace_period) => {
+            tracing::warn!(
+                entry_point = %entry_point,
+                connections = connections.len(),
+                "grace period over: closing the remaining connections"
+            );
+        }
+        () = hard_stop.cancelled() => {}
+    }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+}

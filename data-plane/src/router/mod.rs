@@ -1,0 +1,12 @@
+//! Routing: the request path normalised ([`path`]), rules compiled into
+//! matchers ([`matcher`]) and an index that finds the highest-priority
+//! matching router of an entry point ([`index`]).
+
+mod index;
+mod matcher;
+mod path;
+
+pub(crate) use index::{Route, RouterTable};
+pub use matcher::MatcherError;
+pub(crate) use matcher::{Matcher, RequestView, canonical_host};
+pub(crate) use path::normalize;
