@@ -47,10 +47,19 @@ pub(crate) async fn serve_admin(
         .route("/api/errors", get(errors))
         .route("/api/entrypoints", get(entry_points))
         .route("/api/http/routers", get(|state| list(state, "router")))
-        .route("/api/http/routers/{name}", get(|state, name| one(state, "router", name)))
+        .route(
+            "/api/http/routers/{name}",
+            get(|state, name| one(state, "router", name)),
+        )
         .route("/api/http/services", get(|state| list(state, "service")))
-        .route("/api/http/services/{name}", get(|state, name| one(state, "service", name)))
-        .route("/api/http/middlewares", get(|state| list(state, "middleware")))
+        .route(
+            "/api/http/services/{name}",
+            get(|state, name| one(state, "service", name)),
+        )
+        .route(
+            "/api/http/middlewares",
+            get(|state| list(state, "middleware")),
+        )
         .route(
             "/api/http/middlewares/{name}",
             get(|state, name| one(state, "middleware", name)),
@@ -191,7 +200,8 @@ async fn node_list(State(state): State<AdminState>) -> Json<Vec<NodeView>> {
             .nodes
             .list()
             .into_iter()
-            .map(|node| NodeView {
+            .map(|node| {
+                NodeView {
                 up_to_date: Some(node.version_acked.as_str()) == current_version,
                 last_nack: node.last_nack.as_ref().map(|nack| {
                     json!({"version": nack.version, "error": nack.error, "atMs": node.last_nack_ms})
@@ -205,6 +215,7 @@ async fn node_list(State(state): State<AdminState>) -> Json<Vec<NodeView>> {
                 last_seen_ms: node.last_seen_ms,
                 version_served: node.version_served,
                 version_acked: node.version_acked,
+            }
             })
             .collect(),
     )

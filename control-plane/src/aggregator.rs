@@ -110,9 +110,14 @@ impl Aggregator {
                 "published snapshot"
             ),
             Ok((None, errors, _)) => {
-                tracing::debug!(errors, "configuration changed without changing the snapshot");
+                tracing::debug!(
+                    errors,
+                    "configuration changed without changing the snapshot"
+                );
             }
-            Err(error) => tracing::error!(%error, "compilation panicked; keeping the previous snapshot"),
+            Err(error) => {
+                tracing::error!(%error, "compilation panicked; keeping the previous snapshot")
+            }
         }
     }
 }
@@ -172,7 +177,12 @@ mod tests {
         drop(sender);
         task.await.unwrap();
         // 2 s of changes with a 1 s maximum delay: at most three compilations.
-        let generation = versions.borrow_and_update().as_ref().unwrap().snapshot.generation;
+        let generation = versions
+            .borrow_and_update()
+            .as_ref()
+            .unwrap()
+            .snapshot
+            .generation;
         assert!((1..=3).contains(&generation), "generation {generation}");
         let current = store.current().unwrap();
         let routers = &current.snapshot.resources.as_ref().unwrap().routers;

@@ -118,6 +118,10 @@ mod tests {
             }))
         );
         assert!(parse_words("run stray").unwrap_err().contains("`stray`"));
-        assert!(parse_words("--configFile").unwrap_err().contains("--configFile"));
+        assert!(
+            parse_words("--configFile")
+                .unwrap_err()
+                .contains("--configFile")
+        );
     }
 }

@@ -125,7 +125,11 @@ impl SnapshotService for SnapshotServer {
             Some(watch_request::Kind::Hello(_)) => {
                 return Err(Status::invalid_argument("Hello.node_id is empty"));
             }
-            _ => return Err(Status::invalid_argument("the first message must be a Hello")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message must be a Hello",
+                ));
+            }
         };
         tracing::info!(node = %hello.node_id, %peer, held = %hello.version, "proxy connected");
         let connection = self.nodes.connect(&hello, peer);

@@ -36,7 +36,11 @@ fn main() -> ExitCode {
 }
 
 fn load_config(args: &ConfigArgs) -> anyhow::Result<StaticConfig> {
-    let config_file = args.config_file.clone().or_else(default_config_file);
+    let config_file = args
+        .config_file
+        .clone()
+        .or_else(|| std::env::var_os("SLUICE_CONFIGFILE").map(Into::into))
+        .or_else(default_config_file);
     let config = StaticConfig::load(StaticConfigSources {
         config_file: config_file.as_deref(),
         flags: &args.flags,
@@ -55,7 +59,10 @@ fn run_validate(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
         println!("configuration is valid: {routers} routers");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("{} errors; {routers} routers would be served", report.errors.len());
+        println!(
+            "{} errors; {routers} routers would be served",
+            report.errors.len()
+        );
         Ok(ExitCode::FAILURE)
     }
 }

@@ -26,14 +26,19 @@ pub(crate) struct Connection {
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 impl NodeRegistry {
     /// Records a new stream from the node that said `hello`.
     pub(crate) fn connect(&self, hello: &Hello, peer: String) -> Connection {
         let id = {
-            let mut next = self.next_connection.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut next = self
+                .next_connection
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             *next += 1;
             *next
         };
@@ -50,7 +55,9 @@ impl NodeRegistry {
             last_seen_ms: now,
             version_served: String::new(),
             version_acked: hello.version.clone(),
-            last_nack: previous.as_ref().and_then(|status| status.last_nack.clone()),
+            last_nack: previous
+                .as_ref()
+                .and_then(|status| status.last_nack.clone()),
             last_nack_ms: previous.map_or(0, |status| status.last_nack_ms),
         };
         nodes.insert(hello.node_id.clone(), (id, status));
@@ -72,12 +79,16 @@ impl NodeRegistry {
 
     /// The node was sent `version`.
     pub(crate) fn served(&self, connection: &Connection, version: &str) {
-        self.update(connection, |status| status.version_served = version.to_owned());
+        self.update(connection, |status| {
+            status.version_served = version.to_owned()
+        });
     }
 
     /// The node applied `version`.
     pub(crate) fn acked(&self, connection: &Connection, version: &str) {
-        self.update(connection, |status| status.version_acked = version.to_owned());
+        self.update(connection, |status| {
+            status.version_acked = version.to_owned()
+        });
     }
 
     /// The node rejected a version.
@@ -139,6 +150,9 @@ mod tests {
         );
         registry.disconnect(&first);
         registry.connect(&hello("p1"), String::new());
-        assert_eq!(registry.list()[0].last_nack.as_ref().unwrap().error, "cannot bind");
+        assert_eq!(
+            registry.list()[0].last_nack.as_ref().unwrap().error,
+            "cannot bind"
+        );
     }
 }

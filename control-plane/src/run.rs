@@ -96,11 +96,13 @@ pub async fn start(
     let control_plane = &config.control_plane;
     let grpc_listener = bind("controlPlane.grpcAddress", control_plane.grpc_address).await?;
     let api_listener = bind("controlPlane.apiAddress", control_plane.api_address).await?;
-    let grpc_address = grpc_listener.local_addr().map_err(|source| RunError::Bind {
-        key: "controlPlane.grpcAddress",
-        address: control_plane.grpc_address.to_string(),
-        source,
-    })?;
+    let grpc_address = grpc_listener
+        .local_addr()
+        .map_err(|source| RunError::Bind {
+            key: "controlPlane.grpcAddress",
+            address: control_plane.grpc_address.to_string(),
+            source,
+        })?;
     let api_address = api_listener.local_addr().map_err(|source| RunError::Bind {
         key: "controlPlane.apiAddress",
         address: control_plane.api_address.to_string(),

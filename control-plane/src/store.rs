@@ -66,7 +66,10 @@ impl SnapshotStore {
         self.report.send_replace(Arc::new(compiled.report));
         let hash = content_hash(&compiled.resources);
         let previous = self.current();
-        if previous.as_ref().is_some_and(|previous| previous.hash == hash) {
+        if previous
+            .as_ref()
+            .is_some_and(|previous| previous.hash == hash)
+        {
             return None;
         }
         let generation = previous.map_or(1, |previous| previous.snapshot.generation + 1);
@@ -234,15 +237,30 @@ mod tests {
     fn delta_holds_only_changed_and_removed_resources() {
         let store = SnapshotStore::new(4);
         let base = store
-            .publish(compiled(&[("a@file", "1"), ("b@file", "1"), ("c@file", "1")]))
+            .publish(compiled(&[
+                ("a@file", "1"),
+                ("b@file", "1"),
+                ("c@file", "1"),
+            ]))
             .unwrap();
         let target = store
-            .publish(compiled(&[("a@file", "1"), ("b@file", "2"), ("d@file", "1")]))
+            .publish(compiled(&[
+                ("a@file", "1"),
+                ("b@file", "2"),
+                ("d@file", "1"),
+            ]))
             .unwrap();
         let update = store.update_for(base.version(), &target);
         assert!(!update.full_state);
         assert_eq!(update.base_version, base.version());
-        let upserted: Vec<&str> = update.upserts.as_ref().unwrap().routers.iter().map(|r| r.name.as_str()).collect();
+        let upserted: Vec<&str> = update
+            .upserts
+            .as_ref()
+            .unwrap()
+            .routers
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
         assert_eq!(upserted, ["b@file", "d@file"]);
         assert_eq!(
             update.removals,

@@ -1,11 +1,12 @@
 //! A `sluice-control-plane` process with its own configuration directory.
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::{ChildProcess, binary, eventually, free_port, get};
+use crate::{ChildProcess, binary, eventually, free_port, get, run_to_completion};
 
 /// A running control plane on free ports, reading a file-provider directory.
 #[derive(Debug)]
@@ -105,6 +106,28 @@ impl ControlPlane {
         let temporary = self.dir.path().join(format!(".{name}.tmp"));
         std::fs::write(&temporary, contents).expect("writing temporary file");
         std::fs::rename(&temporary, &target).expect("renaming into place");
+    }
+
+    /// Deletes a dynamic configuration file.
+    pub fn remove_dynamic(&self, name: &str) {
+        std::fs::remove_file(self.dynamic_path(name)).expect("removing dynamic file");
+    }
+
+    /// Path of the static configuration file this control plane runs with.
+    pub fn static_config_path(&self) -> PathBuf {
+        self.dir.path().join("sluice.yml")
+    }
+
+    /// Runs `sluice-control-plane validate --configFile <static file>` on
+    /// this control plane's configuration, as a user would.
+    pub fn validate(&self) -> Output {
+        let config = self.static_config_path();
+        run_to_completion(
+            &binary("sluice-control-plane"),
+            &["validate", "--configFile", &config.display().to_string()],
+            &[],
+            Duration::from_secs(30),
+        )
     }
 
     /// GET an admin API path, as JSON.

@@ -5,6 +5,8 @@
 //!   `sluice-proxy` on free ports and kill them when dropped.
 //! - [`EchoBackend`] is an HTTP server that answers with a JSON description
 //!   of the request it received.
+//! - [`WatchClient`] plays a proxy's side of the `Watch` stream message by
+//!   message; [`grpcurl`] runs the real `grpcurl` against a control plane.
 //! - [`eventually`] waits for a condition with a deadline; scenarios never
 //!   sleep to let things settle.
 //!
@@ -14,6 +16,7 @@
 mod backend;
 mod binaries;
 mod control_plane;
+mod grpc;
 mod http;
 mod process;
 mod proxy;
@@ -22,7 +25,8 @@ mod wait;
 pub use backend::{EchoBackend, EchoedRequest};
 pub use binaries::binary;
 pub use control_plane::ControlPlane;
+pub use grpc::{WatchClient, grpcurl};
 pub use http::{HttpResponse, get, request};
-pub use process::{ChildProcess, free_port, run_command};
+pub use process::{ChildProcess, free_port, run_command, run_to_completion};
 pub use proxy::Proxy;
 pub use wait::eventually;

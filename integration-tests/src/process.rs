@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A spawned process whose output is captured; killed (by its PID) when dropped.
 #[derive(Debug)]
@@ -17,9 +18,16 @@ pub struct ChildProcess {
 impl ChildProcess {
     /// Spawns `program` with `args`, capturing stdout and stderr.
     pub fn spawn(name: &str, program: &Path, args: &[String]) -> Self {
+        Self::spawn_with_env(name, program, args, &[])
+    }
+
+    /// Like [`ChildProcess::spawn`], with extra environment variables (e.g.
+    /// `SLUICE_CONTROLPLANE_APIADDRESS`) on top of the inherited environment.
+    pub fn spawn_with_env(name: &str, program: &Path, args: &[String], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(program)
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -121,4 +129,54 @@ pub fn run_command(program: &str, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|error| panic!("running `{program}` (is it installed? `cargo xtask ci` installs it): {error}"))
+}
+
+/// Runs `program` to completion with extra environment variables, killing it
+/// and panicking if it is still running after `timeout` (so a command that
+/// should exit but hangs fails the test instead of blocking it). Returns the
+/// exit status and everything it printed.
+pub fn run_to_completion(program: &Path, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("starting {}: {error}", program.display()));
+    let readers: Vec<_> = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .map(|stream| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut stream) = stream {
+                let _ = stream.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    })
+    .collect();
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the process") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} {args:?} still running after {timeout:?}", program.display());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut outputs = readers
+        .into_iter()
+        .map(|reader| reader.join().expect("output reader thread"));
+    Output {
+        status,
+        stdout: outputs.next().unwrap_or_default(),
+        stderr: outputs.next().unwrap_or_default(),
+    }
 }

@@ -12,7 +12,12 @@ use super::report::{CompileReport, ResourceKindName};
 use crate::dynamic::{TlsCertificateConfig, TlsOptionsConfig};
 use crate::providers::ProviderUpdate;
 
-const TLS_VERSIONS: [&str; 4] = ["VersionTLS10", "VersionTLS11", "VersionTLS12", "VersionTLS13"];
+const TLS_VERSIONS: [&str; 4] = [
+    "VersionTLS10",
+    "VersionTLS11",
+    "VersionTLS12",
+    "VersionTLS13",
+];
 const CLIENT_AUTH_TYPES: [&str; 5] = [
     "NoClientCert",
     "RequestClientCert",
@@ -65,7 +70,10 @@ pub(super) fn compile_tls(
             let key = ResourceKindName::qualified("tlsOptions", &qualified);
             report.register(&key, update, serde_json::to_value(config).ok());
             if options.contains_key(&qualified) {
-                report.error(&key, "the `default` TLS options are defined by several providers".to_owned());
+                report.error(
+                    &key,
+                    "the `default` TLS options are defined by several providers".to_owned(),
+                );
                 continue;
             }
             match compile_options(&qualified, config) {
@@ -156,8 +164,8 @@ fn read_pem(value: &str, key: &str, label: &str) -> Result<String, String> {
     let (pem, shown) = if value.contains("-----BEGIN") {
         (value.to_owned(), "inline PEM".to_owned())
     } else {
-        let pem = std::fs::read_to_string(value)
-            .map_err(|error| format!("{key} `{value}`: {error}"))?;
+        let pem =
+            std::fs::read_to_string(value).map_err(|error| format!("{key} `{value}`: {error}"))?;
         (pem, format!("`{value}`"))
     };
     if !pem.contains(&format!("{label}-----")) {
@@ -167,7 +175,10 @@ fn read_pem(value: &str, key: &str, label: &str) -> Result<String, String> {
 }
 
 fn compile_options(name: &str, config: &TlsOptionsConfig) -> Result<TlsOptions, String> {
-    for (option, value) in [("minVersion", &config.min_version), ("maxVersion", &config.max_version)] {
+    for (option, value) in [
+        ("minVersion", &config.min_version),
+        ("maxVersion", &config.max_version),
+    ] {
         if !value.is_empty() && !TLS_VERSIONS.contains(&value.as_str()) {
             return Err(format!(
                 "{option} `{value}`: expected one of {}",
@@ -194,7 +205,9 @@ fn compile_options(name: &str, config: &TlsOptionsConfig) -> Result<TlsOptions, 
                 .ca_files
                 .iter()
                 .enumerate()
-                .map(|(index, file)| read_pem(file, &format!("clientAuth.caFiles[{index}]"), "CERTIFICATE"))
+                .map(|(index, file)| {
+                    read_pem(file, &format!("clientAuth.caFiles[{index}]"), "CERTIFICATE")
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(TlsClientAuth {
                 ca_pems,
@@ -212,7 +225,11 @@ fn compile_options(name: &str, config: &TlsOptionsConfig) -> Result<TlsOptions, 
         client_auth,
         sni_strict: config.sni_strict,
         alpn_protocols: if config.alpn_protocols.is_empty() {
-            vec!["h2".to_owned(), "http/1.1".to_owned(), "acme-tls/1".to_owned()]
+            vec![
+                "h2".to_owned(),
+                "http/1.1".to_owned(),
+                "acme-tls/1".to_owned(),
+            ]
         } else {
             config.alpn_protocols.clone()
         },

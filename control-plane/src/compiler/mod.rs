@@ -13,6 +13,8 @@ mod middleware;
 mod report;
 mod router;
 mod service;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -86,8 +88,9 @@ pub fn compile(input: CompileInput<'_>) -> Compiled {
     Compiled { resources, report }
 }
 
-/// Compiles every middleware, then drops chains that reference a missing or
-/// broken middleware (transitively), so a chain never ships half-built.
+/// Compiles every middleware, then drops chains in reference cycles and
+/// chains that reference a missing or broken middleware (transitively), so a
+/// chain never ships half-built.
 fn middleware_stage(
     providers: &BTreeMap<String, ProviderUpdate>,
     report: &mut CompileReport,
@@ -131,6 +134,14 @@ fn drop_broken_chains(
     report: &mut CompileReport,
 ) {
     use sluice_proto::v1::middleware::Kind;
+    // Chains that only reference each other in a loop would recurse forever in a proxy.
+    for name in chain_cycles(middlewares) {
+        middlewares.remove(&name);
+        report.error(
+            &ResourceKindName::qualified("middleware", &name),
+            "chain.middlewares: the chain references itself".to_owned(),
+        );
+    }
     loop {
         let broken: Vec<(String, String)> = middlewares
             .values()
@@ -157,14 +168,6 @@ fn drop_broken_chains(
             middlewares.remove(&name);
             report.error(&ResourceKindName::qualified("middleware", &name), message);
         }
-    }
-    // Chains that only reference each other in a loop would recurse forever in a proxy.
-    for name in chain_cycles(middlewares) {
-        middlewares.remove(&name);
-        report.error(
-            &ResourceKindName::qualified("middleware", &name),
-            "chain.middlewares: the chain references itself".to_owned(),
-        );
     }
 }
 

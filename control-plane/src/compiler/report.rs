@@ -167,7 +167,11 @@ impl CompileReport {
             .or_insert_with(|| ResourceStatus {
                 kind: key.kind,
                 name: key.name.clone(),
-                provider: key.name.rsplit_once('@').map(|(_, p)| p.to_owned()).unwrap_or_default(),
+                provider: key
+                    .name
+                    .rsplit_once('@')
+                    .map(|(_, p)| p.to_owned())
+                    .unwrap_or_default(),
                 origin: None,
                 status: "disabled",
                 errors: Vec::new(),

@@ -113,7 +113,9 @@ fn compile_router(
             } else {
                 let qualified = qualify(&tls.options, provider);
                 if !refs.tls_options.contains_key(&qualified) {
-                    return Err(format!("tls.options `{qualified}` does not exist or is broken"));
+                    return Err(format!(
+                        "tls.options `{qualified}` does not exist or is broken"
+                    ));
                 }
                 qualified
             };

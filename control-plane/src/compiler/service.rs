@@ -12,9 +12,7 @@ use sluice_proto::v1::{
 
 use super::report::{CompileReport, ResourceKindName};
 use super::{check_plain_name, qualify};
-use crate::dynamic::{
-    HealthCheckConfig, LoadBalancerConfig, ServiceConfig, StickyConfig,
-};
+use crate::dynamic::{HealthCheckConfig, LoadBalancerConfig, ServiceConfig, StickyConfig};
 use crate::providers::ProviderUpdate;
 
 const DEFAULT_HEALTH_CHECK_INTERVAL_MS: i64 = 30_000;
@@ -79,7 +77,11 @@ fn compile_service(
         several => {
             return Err(format!(
                 "several service types set: {}",
-                several.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                several
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }
@@ -158,8 +160,12 @@ fn compile_load_balancer(
         .iter()
         .enumerate()
         .map(|(index, server)| {
-            check_server_url(&server.url)
-                .map_err(|reason| format!("loadBalancer.servers[{index}].url `{}`: {reason}", server.url))?;
+            check_server_url(&server.url).map_err(|reason| {
+                format!(
+                    "loadBalancer.servers[{index}].url `{}`: {reason}",
+                    server.url
+                )
+            })?;
             Ok(Server {
                 url: server.url.clone(),
                 weight: server.weight.unwrap_or(1),
@@ -170,7 +176,11 @@ fn compile_load_balancer(
     let servers_transport = if config.servers_transport.is_empty() {
         String::new()
     } else {
-        let local = config.servers_transport.split('@').next().unwrap_or_default();
+        let local = config
+            .servers_transport
+            .split('@')
+            .next()
+            .unwrap_or_default();
         if !config.servers_transport.contains('@') && !http.servers_transports.contains_key(local) {
             return Err(format!(
                 "loadBalancer.serversTransport `{}` does not exist",
@@ -182,11 +192,7 @@ fn compile_load_balancer(
     Ok(LoadBalancer {
         servers,
         pass_host_header: config.pass_host_header.unwrap_or(true),
-        health_check: config
-            .health_check
-            .as_ref()
-            .map(health_check)
-            .transpose()?,
+        health_check: config.health_check.as_ref().map(health_check).transpose()?,
         sticky: config.sticky.as_ref().map(sticky),
         servers_transport,
         flush_interval_ms: config
@@ -199,10 +205,16 @@ fn compile_load_balancer(
 
 /// Server URLs need a scheme the proxy speaks and a host.
 fn check_server_url(url: &str) -> Result<(), String> {
-    let uri: http::Uri = url.parse().map_err(|error| format!("not a URL ({error})"))?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|error| format!("not a URL ({error})"))?;
     match uri.scheme_str() {
         Some("http" | "https" | "h2c") => {}
-        Some(other) => return Err(format!("unsupported scheme `{other}` (expected http, https or h2c)")),
+        Some(other) => {
+            return Err(format!(
+                "unsupported scheme `{other}` (expected http, https or h2c)"
+            ));
+        }
         None => return Err("missing scheme (expected http://, https:// or h2c://)".to_owned()),
     }
     match uri.host() {
@@ -212,9 +224,15 @@ fn check_server_url(url: &str) -> Result<(), String> {
 }
 
 fn health_check(config: &HealthCheckConfig) -> Result<proto::HealthCheck, String> {
-    let mode = if config.mode.is_empty() { "http" } else { config.mode.as_str() };
+    let mode = if config.mode.is_empty() {
+        "http"
+    } else {
+        config.mode.as_str()
+    };
     if !matches!(mode, "http" | "grpc") {
-        return Err(format!("loadBalancer.healthCheck.mode `{mode}`: expected `http` or `grpc`"));
+        return Err(format!(
+            "loadBalancer.healthCheck.mode `{mode}`: expected `http` or `grpc`"
+        ));
     }
     if mode == "http" && !config.path.starts_with('/') {
         return Err(format!(
@@ -224,7 +242,9 @@ fn health_check(config: &HealthCheckConfig) -> Result<proto::HealthCheck, String
     }
     let interval_ms = config
         .interval
-        .map_or(DEFAULT_HEALTH_CHECK_INTERVAL_MS, |interval| interval.as_millis());
+        .map_or(DEFAULT_HEALTH_CHECK_INTERVAL_MS, |interval| {
+            interval.as_millis()
+        });
     if interval_ms <= 0 {
         return Err("loadBalancer.healthCheck.interval must be positive".to_owned());
     }
@@ -251,7 +271,9 @@ fn health_check(config: &HealthCheckConfig) -> Result<proto::HealthCheck, String
             .map_or(interval_ms, |interval| interval.as_millis()),
         timeout_ms: config
             .timeout
-            .map_or(DEFAULT_HEALTH_CHECK_TIMEOUT_MS, |timeout| timeout.as_millis()),
+            .map_or(DEFAULT_HEALTH_CHECK_TIMEOUT_MS, |timeout| {
+                timeout.as_millis()
+            }),
         hostname: config.hostname.clone(),
         follow_redirects: config.follow_redirects.unwrap_or(true),
         headers: config.headers.clone(),
@@ -275,40 +297,25 @@ fn sticky(config: &StickyConfig) -> proto::Sticky {
 /// The services a service sends traffic to.
 fn children(service: &proto::Service) -> Vec<&str> {
     match &service.kind {
-        Some(Kind::Weighted(weighted)) => weighted.services.iter().map(|t| t.name.as_str()).collect(),
+        Some(Kind::Weighted(weighted)) => {
+            weighted.services.iter().map(|t| t.name.as_str()).collect()
+        }
         Some(Kind::Mirroring(mirroring)) => std::iter::once(mirroring.service.as_str())
             .chain(mirroring.mirrors.iter().map(|m| m.name.as_str()))
             .collect(),
-        Some(Kind::Failover(failover)) => vec![failover.service.as_str(), failover.fallback.as_str()],
+        Some(Kind::Failover(failover)) => {
+            vec![failover.service.as_str(), failover.fallback.as_str()]
+        }
         _ => Vec::new(),
     }
 }
 
-/// Removes services whose references are missing, broken or cyclic, until none is left.
-fn drop_broken_references(services: &mut BTreeMap<String, proto::Service>, report: &mut CompileReport) {
-    loop {
-        let broken: Vec<(String, String)> = services
-            .values()
-            .filter_map(|service| {
-                children(service)
-                    .into_iter()
-                    .find(|child| !services.contains_key(*child))
-                    .map(|child| {
-                        (
-                            service.name.clone(),
-                            format!("references service `{child}`, which does not exist or is broken"),
-                        )
-                    })
-            })
-            .collect();
-        if broken.is_empty() {
-            break;
-        }
-        for (name, message) in broken {
-            services.remove(&name);
-            report.error(&ResourceKindName::qualified("service", &name), message);
-        }
-    }
+/// Removes services in reference cycles, then, until none is left, services
+/// whose references are missing or broken.
+fn drop_broken_references(
+    services: &mut BTreeMap<String, proto::Service>,
+    report: &mut CompileReport,
+) {
     let cyclic: Vec<String> = services
         .keys()
         .filter(|start| {
@@ -318,8 +325,10 @@ fn drop_broken_references(services: &mut BTreeMap<String, proto::Service>, repor
                 if next == start.as_str() {
                     return true;
                 }
-                if seen.insert(next) {
-                    stack.extend(children(&services[next]));
+                if seen.insert(next)
+                    && let Some(service) = services.get(next)
+                {
+                    stack.extend(children(service));
                 }
             }
             false
@@ -332,5 +341,30 @@ fn drop_broken_references(services: &mut BTreeMap<String, proto::Service>, repor
             &ResourceKindName::qualified("service", &name),
             "references itself through other services".to_owned(),
         );
+    }
+    loop {
+        let broken: Vec<(String, String)> = services
+            .values()
+            .filter_map(|service| {
+                children(service)
+                    .into_iter()
+                    .find(|child| !services.contains_key(*child))
+                    .map(|child| {
+                        (
+                            service.name.clone(),
+                            format!(
+                                "references service `{child}`, which does not exist or is broken"
+                            ),
+                        )
+                    })
+            })
+            .collect();
+        if broken.is_empty() {
+            break;
+        }
+        for (name, message) in broken {
+            services.remove(&name);
+            report.error(&ResourceKindName::qualified("service", &name), message);
+        }
     }
 }

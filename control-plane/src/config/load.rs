@@ -221,12 +221,16 @@ fn read_file(path: &Path) -> Result<Value, StaticConfigError> {
 }
 
 /// `SLUICE_ENTRYPOINTS_WEB_ADDRESS=:80` as `{"entrypoints": {"web":
-/// {"address": ":80"}}}`; `None` for other variables and `SLUICE_CONFIGFILE`,
-/// which the CLI reads.
+/// {"address": ":80"}}}`; `None` for other variables, for `SLUICE_CONFIGFILE`
+/// (which the CLI reads) and for `SLUICE_PROXY_*` (the proxy's settings, often
+/// in the same environment).
 fn env_layer(name: &str, value: &str) -> Result<Option<(ConfigOrigin, Value)>, StaticConfigError> {
     let Some(key) = name.strip_prefix("SLUICE_") else {
         return Ok(None);
     };
+    if key.starts_with("PROXY_") {
+        return Ok(None);
+    }
     let origin = ConfigOrigin::Environment(name.to_owned());
     let segments: Vec<String> = key.split('_').map(str::to_ascii_lowercase).collect();
     if segments.iter().any(String::is_empty) {

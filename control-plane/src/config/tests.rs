@@ -216,6 +216,7 @@ fn reads_environment_variables_alone() {
             ("SLUICE_CONTROLPLANE_DEBOUNCE_MAXDELAY", "3s"),
             ("SLUICE_LOG_LEVEL", "error"),
             ("SLUICE_CONFIGFILE", "/read/by/the/cli.yml"),
+            ("SLUICE_PROXY_NODE_ID", "the proxy's own setting"),
             ("OTHER_LOG_LEVEL", "nonsense"),
         ],
         &[],

@@ -27,7 +27,9 @@ impl Duration {
         while !rest.is_empty() {
             let number_len = rest
                 .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .ok_or_else(|| format!("duration `{text}` is missing a unit (ns, us, ms, s, m, h)"))?;
+                .ok_or_else(|| {
+                    format!("duration `{text}` is missing a unit (ns, us, ms, s, m, h)")
+                })?;
             let number: f64 = rest[..number_len]
                 .parse()
                 .map_err(|_| format!("invalid number in duration `{text}`"))?;

@@ -183,18 +183,6 @@ pub(super) fn forward_auth(config: &ForwardAuthConfig) -> Result<pb::ForwardAuth
             "expected an absolute http:// or https:// URL",
         ));
     }
-    if !config.add_auth_cookies_to_response.is_empty() {
-        return Err(MiddlewareError::unsupported(
-            "forwardAuth.addAuthCookiesToResponse",
-            "",
-        ));
-    }
-    if config.preserve_request_method {
-        return Err(MiddlewareError::unsupported(
-            "forwardAuth.preserveRequestMethod",
-            "",
-        ));
-    }
     check_header_names(
         "forwardAuth.authResponseHeaders",
         &config.auth_response_headers,
@@ -223,7 +211,8 @@ pub(super) fn forward_auth(config: &ForwardAuthConfig) -> Result<pb::ForwardAuth
         auth_response_headers: config.auth_response_headers.clone(),
         auth_response_headers_regex: config.auth_response_headers_regex.clone(),
         auth_request_headers: config.auth_request_headers.clone(),
-        add_auth_cookies_to_response: false,
+        add_auth_cookies_to_response: config.add_auth_cookies_to_response.clone(),
+        preserve_request_method: config.preserve_request_method,
         header_field: header_field("forwardAuth", &config.header_field)?,
         forward_body: config.forward_body,
         max_body_size,
@@ -502,7 +491,8 @@ forwardAuth:
                 auth_response_headers: vec!["X-Auth-User".to_owned(), "X-Secret".to_owned()],
                 auth_response_headers_regex: "^X-".to_owned(),
                 auth_request_headers: vec!["Accept".to_owned(), "X-CustomHeader".to_owned()],
-                add_auth_cookies_to_response: false,
+                add_auth_cookies_to_response: Vec::new(),
+                preserve_request_method: false,
                 header_field: "X-Auth-User".to_owned(),
                 forward_body: true,
                 max_body_size: 1000,
@@ -576,14 +566,6 @@ forwardAuth:
         assert_eq!(
             with(&format!("tls: {{ca: '{path}'}}")),
             format!("forwardAuth.tls.ca `{path}`: the file holds no PEM data")
-        );
-        assert_eq!(
-            with("addAuthCookiesToResponse: [Session]"),
-            "forwardAuth.addAuthCookiesToResponse: not supported by Sluice"
-        );
-        assert_eq!(
-            with("preserveRequestMethod: true"),
-            "forwardAuth.preserveRequestMethod: not supported by Sluice"
         );
     }
 

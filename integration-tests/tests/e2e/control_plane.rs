@@ -1,0 +1,1 @@
+//! Control-plane scenarios: gRPC, Watch protocol, validation, debounce.

@@ -1,0 +1,6 @@
+//! End-to-end scenarios: the real `sluice-control-plane` and `sluice-proxy`
+//! binaries over real sockets on 127.0.0.1. One test binary, one module per
+//! capability, so the suite links once.
+
+mod control_plane;
+mod proxy;

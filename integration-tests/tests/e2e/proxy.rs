@@ -1,0 +1,1 @@
+//! Proxy scenarios: routing, hot swap, resilience, streaming, shutdown.
