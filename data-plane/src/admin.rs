@@ -4,7 +4,9 @@
 //! - `GET /ready`: `503` until the first snapshot is applied and while
 //!   shutting down, `200` otherwise;
 //! - `GET /api/snapshot`: JSON summary of what the proxy serves (version,
-//!   entry points with their bound addresses, routers). Never secrets.
+//!   entry points with their bound addresses, routers) and how many snapshot
+//!   updates it applied (`updatesFull`, `updatesDelta`) and rejected
+//!   (`updatesRejected`) since start. Never secrets.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -24,19 +26,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::body::{ProxyBody, not_found, text_response};
 use crate::runtime::Runtime;
+use crate::shared::SharedState;
 
 /// What the admin endpoint reports on.
 #[derive(Debug)]
 pub(crate) struct AdminState {
     runtime: Arc<ArcSwap<Runtime>>,
+    shared: Arc<SharedState>,
     draining: AtomicBool,
 }
 
 impl AdminState {
-    /// State over the proxy's runtime.
-    pub(crate) fn new(runtime: Arc<ArcSwap<Runtime>>) -> Self {
+    /// State over the proxy's runtime and long-lived state.
+    pub(crate) fn new(runtime: Arc<ArcSwap<Runtime>>, shared: Arc<SharedState>) -> Self {
         Self {
             runtime,
+            shared,
             draining: AtomicBool::new(false),
         }
     }
@@ -88,9 +93,13 @@ fn respond(req: &Request<Incoming>, state: &AdminState) -> Response<ProxyBody> {
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Summary<'a> {
     version: &'a str,
     ready: bool,
+    updates_full: u64,
+    updates_delta: u64,
+    updates_rejected: u64,
     entry_points: Vec<EntryPointSummary<'a>>,
     routers: Vec<RouterSummary<'a>>,
 }
@@ -103,6 +112,7 @@ struct EntryPointSummary<'a> {
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct RouterSummary<'a> {
     name: &'a str,
     priority: i64,
@@ -142,6 +152,9 @@ fn snapshot(state: &AdminState) -> Response<ProxyBody> {
     let summary = Summary {
         version: runtime.version(),
         ready: state.is_ready(),
+        updates_full: state.shared.updates.full(),
+        updates_delta: state.shared.updates.delta(),
+        updates_rejected: state.shared.updates.rejected_count(),
         entry_points,
         routers,
     };
@@ -155,5 +168,39 @@ fn snapshot(state: &AdminState) -> Response<ProxyBody> {
             response
         }
         Err(_) => text_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::service::UpstreamConfig;
+
+    #[tokio::test]
+    async fn snapshot_reports_update_counters() {
+        let runtime = Arc::new(ArcSwap::from_pointee(Runtime::default()));
+        let shared = Arc::new(SharedState::new(
+            "n".into(),
+            &UpstreamConfig::default(),
+            CancellationToken::new(),
+        ));
+        shared.updates.applied(true);
+        shared.updates.applied(false);
+        shared.updates.applied(false);
+        shared.updates.rejected();
+        let state = AdminState::new(runtime, shared);
+        let response = snapshot(&state);
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["version"], "");
+        assert_eq!(json["ready"], false);
+        assert_eq!(json["updatesFull"], 1);
+        assert_eq!(json["updatesDelta"], 2);
+        assert_eq!(json["updatesRejected"], 1);
+        assert_eq!(json["entryPoints"], serde_json::json!([]));
     }
 }

@@ -69,11 +69,22 @@ impl Applier {
 
     /// Applies `update`, or leaves everything as it was and says why.
     pub(crate) async fn apply(&mut self, update: SnapshotUpdate) -> Result<(), ApplyError> {
+        let full_state = update.full_state;
+        let result = self.apply_update(update).await;
+        match &result {
+            Ok(()) => self.shared.updates.applied(full_state),
+            Err(_) => self.shared.updates.rejected(),
+        }
+        result
+    }
+
+    async fn apply_update(&mut self, update: SnapshotUpdate) -> Result<(), ApplyError> {
         let next = self.state.apply(update)?;
         let Built {
             mut runtime,
             checks,
             services,
+            middleware_states,
         } = Runtime::build(
             next.version(),
             &next.resources(),
@@ -89,8 +100,17 @@ impl Applier {
         self.shared.health.reconcile(&self.shared.client, checks);
         self.shared
             .retain_positions(&services.iter().map(String::as_str).collect());
+        self.shared
+            .middlewares
+            .retain(&middleware_states.iter().collect());
         self.state = next;
         Ok(())
+    }
+
+    /// Updates applied and rejected so far.
+    #[cfg(test)]
+    pub(crate) fn updates(&self) -> &crate::shared::UpdateCounters {
+        &self.shared.updates
     }
 
     /// Stops the listeners, letting connections finish within the grace period.

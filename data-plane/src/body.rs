@@ -1,6 +1,12 @@
-//! The one body type of the proxy, for requests sent upstream and responses
-//! sent downstream: either a hyper [`Incoming`] streamed through untouched, or
-//! a small body the proxy produced itself (error pages, health-check probes).
+//! The one body type of the proxy, for requests on their way upstream
+//! (through the middlewares, then to the backend) and responses on their way
+//! downstream: a hyper [`Incoming`] streamed through untouched, a small body
+//! the proxy produced itself (error pages, health-check probes), or a body a
+//! middleware wrapped (content sniffing today; compression and buffering use
+//! the same variant).
+//!
+//! Wrapping a peer's body costs nothing: the `Incoming` variant is a move, so
+//! a request that no middleware touches is streamed exactly as before.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -8,7 +14,12 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
+
+/// The error of a [`ProxyBody`]: a peer's I/O error or a wrapper's.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A streamed or proxy-generated HTTP body.
 #[derive(Debug)]
@@ -22,6 +33,8 @@ enum Kind {
     Incoming(Incoming),
     /// A complete body; `None` once sent.
     Full(Option<Bytes>),
+    /// A body a middleware built around another one.
+    Boxed(UnsyncBoxBody<Bytes, BoxError>),
 }
 
 impl ProxyBody {
@@ -46,19 +59,84 @@ impl ProxyBody {
             kind: Kind::Full(None),
         }
     }
+
+    /// A body built by a middleware (one allocation).
+    pub(crate) fn boxed<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Self {
+            kind: Kind::Boxed(body.map_err(Into::into).boxed_unsync()),
+        }
+    }
+
+    /// `first`, then the frames of `rest`: gives back a frame that was read
+    /// to look at it (content sniffing) without copying either.
+    pub(crate) fn prepend(first: Frame<Bytes>, rest: Self) -> Self {
+        Self::boxed(Prepended {
+            first: Some(first),
+            rest,
+        })
+    }
 }
 
-impl Body for ProxyBody {
+/// See [`ProxyBody::prepend`].
+#[derive(Debug)]
+struct Prepended {
+    first: Option<Frame<Bytes>>,
+    rest: ProxyBody,
+}
+
+impl Body for Prepended {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match this.first.take() {
+            Some(frame) => Poll::Ready(Some(Ok(frame))),
+            None => Pin::new(&mut this.rest).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let first = self
+            .first
+            .as_ref()
+            .and_then(Frame::data_ref)
+            .map_or(0, |data| data.len() as u64);
+        let rest = self.rest.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + first);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + first);
+        }
+        hint
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().kind {
-            Kind::Incoming(body) => Pin::new(body).poll_frame(cx),
+            Kind::Incoming(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|error| Box::new(error) as BoxError),
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|bytes| Ok(Frame::data(bytes)))),
+            Kind::Boxed(body) => Pin::new(body).poll_frame(cx),
         }
     }
 
@@ -66,6 +144,7 @@ impl Body for ProxyBody {
         match &self.kind {
             Kind::Incoming(body) => body.is_end_stream(),
             Kind::Full(bytes) => bytes.is_none(),
+            Kind::Boxed(body) => body.is_end_stream(),
         }
     }
 
@@ -73,6 +152,7 @@ impl Body for ProxyBody {
         match &self.kind {
             Kind::Incoming(body) => body.size_hint(),
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Boxed(body) => body.size_hint(),
         }
     }
 }

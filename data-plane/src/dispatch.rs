@@ -1,5 +1,6 @@
 //! The request path of the proxy: load the current runtime, find the entry
-//! point, normalise the path, route, pick a server, forward.
+//! point, drop forwarded headers the peer may not set, normalise the path,
+//! route, run the router's middleware chain, pick a server, forward.
 //!
 //! The runtime is loaded once per request (`ArcSwap::load_full`) and held
 //! until the response head is ready, so a request finishes on the runtime it
@@ -11,11 +12,12 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use http::uri::PathAndQuery;
-use http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use hyper::body::Incoming;
 
 use crate::body::{ProxyBody, not_found, status_response};
-use crate::forward::{Downstream, forward};
+use crate::headers;
+use crate::middleware::RequestContext;
 use crate::router::{RequestView, canonical_host, normalize};
 use crate::runtime::Runtime;
 use crate::shared::SharedState;
@@ -72,6 +74,10 @@ impl Dispatcher {
         if let Some(redirect) = &entry_point.redirect {
             return redirect.respond(&req);
         }
+        let mut req = req.map(ProxyBody::incoming);
+        if !entry_point.trust.trusts(conn.peer) {
+            headers::remove_untrusted_forwarded(req.headers_mut());
+        }
         let (route, path_and_query) = {
             let path = match normalize(req.uri().path()) {
                 Ok(path) => path,
@@ -107,21 +113,27 @@ impl Dispatcher {
             };
             (route, path_and_query)
         };
-        // Router middlewares will run here, between routing and the service.
-        let Some(selected) = route.target.service.select() else {
-            return status_response(StatusCode::SERVICE_UNAVAILABLE);
-        };
-        let downstream = Downstream {
-            peer: conn.peer,
-            peer_header: &conn.peer_header,
-            trusted: entry_point.trust.trusts(conn.peer),
-        };
-        forward(&self.shared, selected, req, path_and_query, &downstream).await
+        // Middlewares and the backend see the normalised path.
+        if let Some(path_and_query) = path_and_query {
+            let mut parts = req.uri().clone().into_parts();
+            parts.path_and_query = Some(path_and_query);
+            match Uri::from_parts(parts) {
+                Ok(uri) => *req.uri_mut() = uri,
+                Err(_) => return status_response(StatusCode::BAD_REQUEST),
+            }
+        }
+        let mut ctx = RequestContext::new(&self.shared, conn, &route.name);
+        route
+            .target
+            .chain
+            .run(req, &mut ctx, &route.target.service)
+            .await
     }
 }
 
-/// `:authority` for HTTP/2 and absolute-form requests, else the Host header.
-fn request_authority<B>(req: &Request<B>) -> &str {
+/// `:authority` for HTTP/2 and absolute-form requests, else the Host header
+/// (Go's `Request.Host`).
+pub(crate) fn request_authority<B>(req: &Request<B>) -> &str {
     let from_header = || {
         req.headers()
             .get(header::HOST)

@@ -3,38 +3,22 @@
 //! and trailers streamed both ways (hyper's `Incoming` passed through, never
 //! buffered), upgrades (WebSocket...) tunnelled with `copy_bidirectional`.
 
-use std::net::IpAddr;
-
 use http::uri::{PathAndQuery, Scheme};
 use http::{Extensions, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::body::{ProxyBody, status_response};
 use crate::headers::{self, Forwarded};
+use crate::middleware::RequestContext;
 use crate::service::{Protocol, Selected};
-use crate::shared::SharedState;
 
-/// The client side of a request, as forwarding needs it.
-#[derive(Debug)]
-pub(crate) struct Downstream<'a> {
-    /// The TCP peer.
-    pub(crate) peer: IpAddr,
-    /// The peer's IP as a header value (computed once per connection).
-    pub(crate) peer_header: &'a HeaderValue,
-    /// Whether the entry point trusts the peer's forwarded headers.
-    pub(crate) trusted: bool,
-}
-
-/// Forwards `req` to the selected server; `path_and_query` replaces the
-/// request's when the path was normalised.
+/// Forwards `req`, as the middlewares left it, to the selected server.
 pub(crate) async fn forward(
-    shared: &SharedState,
     selected: Selected<'_>,
-    mut req: Request<Incoming>,
-    path_and_query: Option<PathAndQuery>,
-    downstream: &Downstream<'_>,
+    mut req: Request<ProxyBody>,
+    ctx: &RequestContext<'_>,
 ) -> Response<ProxyBody> {
+    let shared = ctx.shared;
     let server = selected.server;
     let protocol = server.target.protocol;
     if protocol == Protocol::Https {
@@ -58,8 +42,8 @@ pub(crate) async fn forward(
     headers::set_forwarded(
         req.headers_mut(),
         &Forwarded {
-            client_ip: downstream.peer_header,
-            trusted: downstream.trusted,
+            client_ip: &ctx.conn.peer_header,
+            forward_for: ctx.forward_for,
             websocket,
             tls: false,
             host: original_host.as_ref(),
@@ -77,8 +61,10 @@ pub(crate) async fn forward(
     };
 
     let (mut parts, body) = req.into_parts();
-    let path_and_query = path_and_query
-        .or_else(|| parts.uri.path_and_query().cloned())
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     let path_and_query = if server.preserve_path && !server.target.path.is_empty() {
         match format!("{}{}", server.target.path, path_and_query).parse() {
@@ -103,7 +89,7 @@ pub(crate) async fn forward(
     };
     // Server-side extensions (upgrade handles, h2 protocol) mean nothing upstream.
     parts.extensions = Extensions::new();
-    let upstream_req = Request::from_parts(parts, ProxyBody::incoming(body));
+    let upstream_req = Request::from_parts(parts, body);
 
     let mut response = match shared.client.send(protocol, upstream_req).await {
         Ok(response) => response,
@@ -112,7 +98,7 @@ pub(crate) async fn forward(
             // Debug, as Traefik does: a dead backend under load must not flood the logs.
             tracing::debug!(
                 server = %server.url,
-                peer = %downstream.peer,
+                peer = %ctx.conn.peer,
                 status = status.as_u16(),
                 error = %crate::report::chain(&error),
                 "forwarding failed"

@@ -12,8 +12,10 @@
 //!
 //! Then the `X-Forwarded-*` headers are set, after stripping, so a client
 //! cannot get them removed by naming them in `Connection`. Client-sent
-//! `X-Forwarded-*` and `X-Real-Ip` are dropped first unless the entry point
-//! trusts the peer (Traefik's `forwardedHeaders.trustedIPs` / `insecure`).
+//! `X-Forwarded-*` and `X-Real-Ip` are dropped when the request arrives,
+//! before routing and middlewares, unless the entry point trusts the peer
+//! (Traefik's `forwardedHeaders.trustedIPs` / `insecure`): what middlewares
+//! add (`X-Forwarded-Prefix`) then reaches the backend.
 
 use http::header::{
     CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRANSFER_ENCODING, UPGRADE,
@@ -127,8 +129,8 @@ fn strip(headers: &mut HeaderMap, upgrade_allowed: bool) -> Option<HeaderValue> 
 pub(crate) struct Forwarded<'a> {
     /// The TCP peer's IP, as a header value.
     pub(crate) client_ip: &'a HeaderValue,
-    /// Whether the peer's own `X-Forwarded-*` headers are kept.
-    pub(crate) trusted: bool,
+    /// Whether `X-Forwarded-For` is sent (a `headers` middleware may turn it off).
+    pub(crate) forward_for: bool,
     /// The request upgrades to WebSocket (`ws`/`wss`).
     pub(crate) websocket: bool,
     /// The client connection is TLS.
@@ -139,15 +141,18 @@ pub(crate) struct Forwarded<'a> {
     pub(crate) server: &'a HeaderValue,
 }
 
+/// Removes the `X-Forwarded-*` and `X-Real-Ip` headers of a peer the entry
+/// point does not trust.
+pub(crate) fn remove_untrusted_forwarded(headers: &mut HeaderMap) {
+    for name in CLIENT_FORWARDED {
+        headers.remove(name);
+    }
+}
+
 /// Sets the `X-Forwarded-*` and `X-Real-Ip` headers (Traefik's rules: the
 /// peer is appended to `X-Forwarded-For`; the others are set when absent,
 /// except `X-Forwarded-Server`, always this proxy).
 pub(crate) fn set_forwarded(headers: &mut HeaderMap, forwarded: &Forwarded<'_>) {
-    if !forwarded.trusted {
-        for name in CLIENT_FORWARDED {
-            headers.remove(name);
-        }
-    }
     let client_ip = forwarded.client_ip;
     let xff = if headers.contains_key(X_FORWARDED_FOR) {
         let mut joined = Vec::new();
@@ -160,7 +165,11 @@ pub(crate) fn set_forwarded(headers: &mut HeaderMap, forwarded: &Forwarded<'_>) 
     } else {
         client_ip.clone()
     };
-    headers.insert(X_FORWARDED_FOR, xff);
+    if forwarded.forward_for {
+        headers.insert(X_FORWARDED_FOR, xff);
+    } else {
+        headers.remove(X_FORWARDED_FOR);
+    }
     let proto = match (forwarded.websocket, forwarded.tls) {
         (true, true) => "wss",
         (true, false) => "ws",
@@ -275,11 +284,10 @@ mod tests {
         ip: &'a HeaderValue,
         host: Option<&'a HeaderValue>,
         server: &'a HeaderValue,
-        trusted: bool,
     ) -> Forwarded<'a> {
         Forwarded {
             client_ip: ip,
-            trusted,
+            forward_for: true,
             websocket: false,
             tls: false,
             host,
@@ -302,7 +310,8 @@ mod tests {
         let host = HeaderValue::from_static("app.test:8080");
         let server = HeaderValue::from_static("node-1");
         let mut headers = map(&client_sent);
-        set_forwarded(&mut headers, &forwarded(&ip, Some(&host), &server, false));
+        remove_untrusted_forwarded(&mut headers);
+        set_forwarded(&mut headers, &forwarded(&ip, Some(&host), &server));
         assert_eq!(get(&headers, "x-forwarded-for"), Some("10.0.0.7"));
         assert_eq!(get(&headers, "x-forwarded-proto"), Some("http"));
         assert_eq!(get(&headers, "x-forwarded-host"), Some("app.test:8080"));
@@ -324,7 +333,7 @@ mod tests {
             ("x-forwarded-host", "public.test"),
             ("x-real-ip", "1.1.1.1"),
         ]);
-        set_forwarded(&mut headers, &forwarded(&ip, Some(&host), &server, true));
+        set_forwarded(&mut headers, &forwarded(&ip, Some(&host), &server));
         assert_eq!(
             get(&headers, "x-forwarded-for"),
             Some("1.1.1.1, 2.2.2.2, 10.0.0.7")
@@ -343,7 +352,8 @@ mod tests {
         let mut headers = map(&[("connection", "X-Forwarded-For, X-Real-Ip, X-Forwarded-Host")]);
         strip_request(&mut headers);
         let host = HeaderValue::from_static("app.test");
-        set_forwarded(&mut headers, &forwarded(&ip, Some(&host), &server, false));
+        remove_untrusted_forwarded(&mut headers);
+        set_forwarded(&mut headers, &forwarded(&ip, Some(&host), &server));
         assert_eq!(get(&headers, "x-forwarded-for"), Some("10.0.0.7"));
         assert_eq!(get(&headers, "x-real-ip"), Some("10.0.0.7"));
         assert_eq!(get(&headers, "x-forwarded-host"), Some("app.test"));
@@ -355,10 +365,22 @@ mod tests {
         let ip = HeaderValue::from_static("10.0.0.7");
         let server = HeaderValue::from_static("n");
         let mut headers = HeaderMap::new();
-        let mut info = forwarded(&ip, None, &server, false);
+        let mut info = forwarded(&ip, None, &server);
         info.websocket = true;
         set_forwarded(&mut headers, &info);
         assert_eq!(get(&headers, "x-forwarded-proto"), Some("ws"));
+    }
+
+    #[test]
+    fn x_forwarded_for_can_be_turned_off() {
+        let ip = HeaderValue::from_static("10.0.0.7");
+        let server = HeaderValue::from_static("n");
+        let mut headers = map(&[("x-forwarded-for", "1.1.1.1")]);
+        let mut info = forwarded(&ip, None, &server);
+        info.forward_for = false;
+        set_forwarded(&mut headers, &info);
+        assert!(!headers.contains_key("x-forwarded-for"));
+        assert_eq!(get(&headers, "x-real-ip"), Some("10.0.0.7"));
     }
 
     #[test]

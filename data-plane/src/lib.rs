@@ -8,10 +8,10 @@
 //!   tables and services) and listeners (`listeners`), and publishes the
 //!   runtime with `ArcSwap::store`;
 //! - a request goes `listeners` -> `dispatch` (entry point, path
-//!   normalisation, `router`) -> `service` (server choice) -> `forward`
-//!   (`headers`, streaming, upgrades);
+//!   normalisation, `router`) -> `middleware` (the router's chain) ->
+//!   `service` (server choice) -> `forward` (`headers`, streaming, upgrades);
 //! - long-lived state that must survive runtime swaps (health, pools,
-//!   rotation positions) lives in `shared`;
+//!   rotation positions, middleware state) lives in `shared`;
 //! - `admin` serves `/ping`, `/ready` and `/api/snapshot`.
 
 mod admin;
@@ -25,6 +25,7 @@ mod headers;
 mod healthcheck;
 mod listeners;
 mod logging;
+mod middleware;
 mod proxy;
 mod redirect;
 mod report;
@@ -46,6 +47,7 @@ pub use config::{
 pub use healthcheck::{HealthcheckError, healthcheck};
 pub use listeners::BindError;
 pub use logging::{LogFormat, LoggingError, init_logging};
+pub use middleware::{HtpasswdError, MiddlewareBuildError, MiddlewareError};
 pub use proxy::{Proxy, ProxyError};
 pub use router::MatcherError;
 pub use runtime::{BuildError, Runtime};

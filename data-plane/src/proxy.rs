@@ -103,7 +103,7 @@ impl Proxy {
             config.entry_points,
         );
 
-        let admin = Arc::new(AdminState::new(runtime));
+        let admin = Arc::new(AdminState::new(runtime, shared.clone()));
         let admin_stop = CancellationToken::new();
         let admin_task = tokio::spawn(admin::serve(
             admin_listener,

@@ -99,7 +99,7 @@ async fn echo(mut req: Request<Incoming>) -> Result<Response<EchoBody>, Infallib
         .unwrap())
 }
 
-async fn echo_backend() -> SocketAddr {
+pub(crate) async fn echo_backend() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -117,11 +117,11 @@ async fn echo_backend() -> SocketAddr {
     address
 }
 
-fn leaf(kind: Kind) -> v1::Matcher {
+pub(crate) fn leaf(kind: Kind) -> v1::Matcher {
     v1::Matcher { kind: Some(kind) }
 }
 
-fn service(name: &str, url: &str, health_check: Option<v1::HealthCheck>) -> v1::Service {
+pub(crate) fn service(name: &str, url: &str, health_check: Option<v1::HealthCheck>) -> v1::Service {
     v1::Service {
         name: name.into(),
         kind: Some(v1::service::Kind::LoadBalancer(v1::LoadBalancer {
@@ -138,7 +138,7 @@ fn service(name: &str, url: &str, health_check: Option<v1::HealthCheck>) -> v1::
     }
 }
 
-fn router(name: &str, matcher: v1::Matcher, service: &str) -> v1::Router {
+pub(crate) fn router(name: &str, matcher: v1::Matcher, service: &str) -> v1::Router {
     v1::Router {
         name: name.into(),
         matcher: Some(matcher),
@@ -148,7 +148,11 @@ fn router(name: &str, matcher: v1::Matcher, service: &str) -> v1::Router {
     }
 }
 
-fn full(version: &str, routers: Vec<v1::Router>, services: Vec<v1::Service>) -> SnapshotUpdate {
+pub(crate) fn full(
+    version: &str,
+    routers: Vec<v1::Router>,
+    services: Vec<v1::Service>,
+) -> SnapshotUpdate {
     SnapshotUpdate {
         version: version.into(),
         full_state: true,
@@ -166,14 +170,14 @@ fn full(version: &str, routers: Vec<v1::Router>, services: Vec<v1::Service>) -> 
     }
 }
 
-struct Harness {
-    applier: Applier,
+pub(crate) struct Harness {
+    pub(crate) applier: Applier,
     runtime: Arc<ArcSwap<Runtime>>,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    pub(crate) client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
 impl Harness {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let (applier, runtime) = test_applier();
         Self {
             applier,
@@ -182,7 +186,7 @@ impl Harness {
         }
     }
 
-    fn address(&self) -> SocketAddr {
+    pub(crate) fn address(&self) -> SocketAddr {
         self.runtime
             .load()
             .entry_point("web")
@@ -387,9 +391,10 @@ async fn failed_builds_keep_the_old_runtime() {
         .apply(full("2-b", vec![broken], services))
         .await
         .unwrap_err();
-    assert!(
-        error.to_string().contains("middleware `auth@test`"),
-        "{error}"
+    let error = crate::report::chain(&error);
+    assert_eq!(
+        error,
+        "router `a@test`: middleware `auth@test` does not exist"
     );
     assert_eq!(harness.applier.version(), "1-a");
     assert_eq!(harness.runtime.load().version(), "1-a");
@@ -409,6 +414,13 @@ async fn failed_builds_keep_the_old_runtime() {
     harness.applier.apply(delta).await.unwrap();
     assert_eq!(harness.address(), address);
     assert_eq!(harness.get("/x", "a").await.0, StatusCode::NOT_FOUND);
+
+    // One full update and one delta applied, one update rejected.
+    let updates = harness.applier.updates();
+    assert_eq!(
+        (updates.full(), updates.delta(), updates.rejected_count()),
+        (1, 1, 1)
+    );
 }
 
 #[tokio::test]

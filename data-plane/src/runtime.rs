@@ -5,24 +5,27 @@
 //! A runtime is built from the full resource set of a snapshot and published
 //! with `ArcSwap::store`; requests load it when they start and finish on it.
 //! Building is all-or-nothing: a snapshot this proxy cannot serve faithfully
-//! (TLS entry points, middlewares, mirroring, sticky sessions: later
-//! versions) fails the build with an error naming the resource, which the
-//! snapshot client NACKs while the previous runtime keeps serving.
+//! (TLS entry points, middlewares it cannot build or does not implement,
+//! mirroring, sticky sessions: later versions) fails the build with an error
+//! naming the resource, which the snapshot client NACKs while the previous
+//! runtime keeps serving.
 //!
-//! Middlewares will slot in here: a router compiles to a [`RouteTarget`], and
-//! a chain per router (and per entry point) will sit beside its service.
+//! A router compiles to a [`RouteTarget`]: its service and its middleware
+//! chain, entry point middlewares first. A router on entry points with
+//! different middlewares gets one route per distinct list.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use sluice_proto::v1::{self, Resources, middleware};
+use sluice_proto::v1::{self, Resources};
 
+use crate::middleware::{Chain, MiddlewareError, Middlewares};
 use crate::redirect::Redirect;
 use crate::router::{Matcher, MatcherError, Route, RouterTable};
 use crate::service::{CheckSpec, Service, ServiceBuilder, ServiceError};
-use crate::shared::SharedState;
+use crate::shared::{SharedState, StateKey};
 
 /// Why a snapshot cannot be turned into a runtime.
 #[derive(Debug, thiserror::Error)]
@@ -35,17 +38,14 @@ pub enum BuildError {
         /// The entry point.
         entry_point: String,
     },
-    /// An entry point has middlewares, which are not implemented yet.
-    #[error(
-        "entry point `{entry_point}`: middleware `{middleware}` ({kind}) is not supported by this proxy version"
-    )]
+    /// An entry point's middlewares cannot be served.
+    #[error("entry point `{entry_point}`")]
     EntryPointMiddleware {
         /// The entry point.
         entry_point: String,
-        /// The middleware's qualified name.
-        middleware: String,
-        /// The middleware's Traefik type.
-        kind: &'static str,
+        /// Why.
+        #[source]
+        source: MiddlewareError,
     },
     /// A trusted IP of `forwardedHeaders` is neither an IP nor a CIDR.
     #[error(
@@ -57,17 +57,14 @@ pub enum BuildError {
         /// The value as written.
         value: String,
     },
-    /// A router has middlewares, which are not implemented yet.
-    #[error(
-        "router `{router}`: middleware `{middleware}` ({kind}) is not supported by this proxy version"
-    )]
+    /// A router's middlewares cannot be served.
+    #[error("router `{router}`")]
     RouterMiddleware {
         /// The router.
         router: String,
-        /// The middleware's qualified name.
-        middleware: String,
-        /// The middleware's Traefik type.
-        kind: &'static str,
+        /// Why.
+        #[source]
+        source: MiddlewareError,
     },
     /// A router's rule does not compile.
     #[error("router `{router}`: rule `{rule}`")]
@@ -98,6 +95,8 @@ pub enum BuildError {
 pub(crate) struct RouteTarget {
     /// The router's service.
     pub(crate) service: Arc<Service>,
+    /// Entry point then router middlewares.
+    pub(crate) chain: Chain,
 }
 
 /// Which peers may set `X-Forwarded-*` headers.
@@ -168,6 +167,8 @@ pub(crate) struct Built {
     pub(crate) checks: Vec<CheckSpec>,
     /// Services it uses (for pruning long-lived state).
     pub(crate) services: Vec<String>,
+    /// Middleware state it uses (for pruning the rest).
+    pub(crate) middleware_states: Vec<StateKey>,
 }
 
 impl Runtime {
@@ -201,32 +202,23 @@ impl Runtime {
         shared: &SharedState,
         overrides: &HashMap<String, String>,
     ) -> Result<Built, BuildError> {
-        let middleware_kinds: HashMap<&str, &'static str> = resources
-            .middlewares
-            .iter()
-            .map(|m| (m.name.as_str(), middleware_kind(m.kind.as_ref())))
-            .collect();
-        let kind_of = |name: &str| {
-            middleware_kinds
-                .get(name)
-                .copied()
-                .unwrap_or("not in the snapshot")
-        };
-
+        let mut middlewares = Middlewares::new(&resources.middlewares, &shared.middlewares);
         let mut entry_points = HashMap::new();
+        let mut entry_point_middlewares: HashMap<&str, &[String]> = HashMap::new();
         for ep in &resources.entry_points {
             if ep.tls.is_some() {
                 return Err(BuildError::EntryPointTls {
                     entry_point: ep.name.clone(),
                 });
             }
-            if let Some(middleware) = ep.middlewares.first() {
-                return Err(BuildError::EntryPointMiddleware {
+            // Checked here so that an error names the entry point, not a router.
+            middlewares.chain(&[&ep.middlewares]).map_err(|source| {
+                BuildError::EntryPointMiddleware {
                     entry_point: ep.name.clone(),
-                    middleware: middleware.clone(),
-                    kind: kind_of(middleware),
-                });
-            }
+                    source,
+                }
+            })?;
+            entry_point_middlewares.insert(&ep.name, &ep.middlewares);
             let address = overrides.get(&ep.name).unwrap_or(&ep.address).clone();
             entry_points.insert(
                 ep.name.clone(),
@@ -241,13 +233,6 @@ impl Runtime {
 
         let mut services = ServiceBuilder::new(&resources.services, shared);
         for router in &resources.routers {
-            if let Some(middleware) = router.middlewares.first() {
-                return Err(BuildError::RouterMiddleware {
-                    router: router.name.clone(),
-                    middleware: middleware.clone(),
-                    kind: kind_of(middleware),
-                });
-            }
             if router.tls.is_some() {
                 tracing::warn!(
                     router = %router.name,
@@ -255,16 +240,19 @@ impl Runtime {
                 );
                 continue;
             }
-            let matcher = router
-                .matcher
-                .as_ref()
-                .ok_or(MatcherError::Empty)
-                .and_then(Matcher::compile)
-                .map_err(|source| BuildError::Rule {
-                    router: router.name.clone(),
-                    rule: router.rule.clone(),
-                    source,
-                })?;
+            let compile = || {
+                router
+                    .matcher
+                    .as_ref()
+                    .ok_or(MatcherError::Empty)
+                    .and_then(Matcher::compile)
+                    .map_err(|source| BuildError::Rule {
+                        router: router.name.clone(),
+                        rule: router.rule.clone(),
+                        source,
+                    })
+            };
+            let mut matcher = Some(compile()?);
             let service = services
                 .get(&router.service)
                 .map_err(|source| BuildError::Service {
@@ -272,29 +260,53 @@ impl Runtime {
                     service: router.service.clone(),
                     source,
                 })?;
-            let route = Arc::new(Route {
-                name: router.name.clone(),
-                priority: match router.priority {
-                    0 => i64::try_from(router.rule.len()).unwrap_or(i64::MAX),
-                    explicit => explicit,
-                },
-                matcher,
-                target: RouteTarget { service },
-            });
-            if router.entry_points.is_empty() {
-                for (_, _, _, routes) in entry_points.values_mut() {
-                    routes.push(route.clone());
-                }
-            }
-            for name in &router.entry_points {
-                match entry_points.get_mut(name) {
-                    Some((_, _, _, routes)) => routes.push(route.clone()),
-                    None => tracing::warn!(
+            let names: Vec<&str> = if router.entry_points.is_empty() {
+                let mut all: Vec<&str> = entry_point_middlewares.keys().copied().collect();
+                all.sort_unstable();
+                all
+            } else {
+                router.entry_points.iter().map(String::as_str).collect()
+            };
+            // One route per distinct list of entry point middlewares.
+            let mut routes: Vec<(&[String], Arc<Route<RouteTarget>>)> = Vec::new();
+            for name in names {
+                let Some((_, _, _, table)) = entry_points.get_mut(name) else {
+                    tracing::warn!(
                         router = %router.name,
                         entry_point = %name,
                         "router names an entry point that is not in the snapshot"
-                    ),
+                    );
+                    continue;
+                };
+                let ep_middlewares = entry_point_middlewares[name];
+                if let Some((_, route)) = routes.iter().find(|(list, _)| *list == ep_middlewares) {
+                    table.push(route.clone());
+                    continue;
                 }
+                let chain = middlewares
+                    .chain(&[ep_middlewares, &router.middlewares])
+                    .map_err(|source| BuildError::RouterMiddleware {
+                        router: router.name.clone(),
+                        source,
+                    })?;
+                let matcher = match matcher.take() {
+                    Some(matcher) => matcher,
+                    None => compile()?,
+                };
+                let route = Arc::new(Route {
+                    name: router.name.clone(),
+                    priority: match router.priority {
+                        0 => i64::try_from(router.rule.len()).unwrap_or(i64::MAX),
+                        explicit => explicit,
+                    },
+                    matcher,
+                    target: RouteTarget {
+                        service: service.clone(),
+                        chain,
+                    },
+                });
+                table.push(route.clone());
+                routes.push((ep_middlewares, route));
             }
         }
 
@@ -319,38 +331,8 @@ impl Runtime {
             runtime,
             checks: services.into_checks(),
             services: services_in_use,
+            middleware_states: middlewares.into_state_keys(),
         })
-    }
-}
-
-/// Traefik's name for a middleware type.
-fn middleware_kind(kind: Option<&middleware::Kind>) -> &'static str {
-    use middleware::Kind as K;
-    match kind {
-        None => "no type",
-        Some(K::AddPrefix(_)) => "addPrefix",
-        Some(K::StripPrefix(_)) => "stripPrefix",
-        Some(K::StripPrefixRegex(_)) => "stripPrefixRegex",
-        Some(K::ReplacePath(_)) => "replacePath",
-        Some(K::ReplacePathRegex(_)) => "replacePathRegex",
-        Some(K::BasicAuth(_)) => "basicAuth",
-        Some(K::DigestAuth(_)) => "digestAuth",
-        Some(K::Headers(_)) => "headers",
-        Some(K::RedirectScheme(_)) => "redirectScheme",
-        Some(K::RedirectRegex(_)) => "redirectRegex",
-        Some(K::IpAllowList(_)) => "ipAllowList",
-        Some(K::RateLimit(_)) => "rateLimit",
-        Some(K::InFlightReq(_)) => "inFlightReq",
-        Some(K::Retry(_)) => "retry",
-        Some(K::CircuitBreaker(_)) => "circuitBreaker",
-        Some(K::Compress(_)) => "compress",
-        Some(K::Buffering(_)) => "buffering",
-        Some(K::Chain(_)) => "chain",
-        Some(K::Errors(_)) => "errors",
-        Some(K::ForwardAuth(_)) => "forwardAuth",
-        Some(K::ContentType(_)) => "contentType",
-        Some(K::GrpcWeb(_)) => "grpcWeb",
-        Some(K::PassTlsClientCert(_)) => "passTLSClientCert",
     }
 }
 
@@ -358,7 +340,7 @@ fn middleware_kind(kind: Option<&middleware::Kind>) -> &'static str {
 mod tests {
     use super::*;
     use crate::service::UpstreamConfig;
-    use sluice_proto::v1::{EntryPoint, Middleware, Router, matcher::Kind};
+    use sluice_proto::v1::{EntryPoint, Middleware, Router, matcher::Kind, middleware};
     use tokio_util::sync::CancellationToken;
 
     fn resources() -> Resources {
@@ -417,20 +399,113 @@ mod tests {
         assert_eq!(built.services, ["s@file"]);
     }
 
-    #[test]
-    fn middlewares_fail_the_build_by_name() {
-        let mut resources = resources();
-        resources.routers[0].middlewares = vec!["auth@file".into()];
-        resources.middlewares = vec![Middleware {
-            name: "auth@file".into(),
-            kind: Some(middleware::Kind::BasicAuth(Default::default())),
+    fn middleware(name: &str, kind: middleware::Kind) -> Middleware {
+        Middleware {
+            name: name.into(),
+            kind: Some(kind),
             ..Default::default()
-        }];
+        }
+    }
+
+    #[test]
+    fn unsupported_middlewares_fail_the_build_by_name() {
+        let mut resources = resources();
+        resources.routers[0].middlewares = vec!["rl@file".into()];
+        resources.middlewares = vec![middleware(
+            "rl@file",
+            middleware::Kind::RateLimit(Default::default()),
+        )];
         let error = build(&resources).unwrap_err();
         assert_eq!(
-            error.to_string(),
-            "router `r@file`: middleware `auth@file` (basicAuth) is not supported by this proxy version"
+            crate::report::chain(&error),
+            "router `r@file`: middleware `rl@file` (rateLimit) is not supported by this proxy version"
         );
+
+        resources.routers[0].middlewares = vec!["auth@file".into()];
+        resources.middlewares = vec![middleware(
+            "auth@file",
+            middleware::Kind::BasicAuth(v1::BasicAuth {
+                users: vec![v1::HtpasswdUser {
+                    user: "bob".into(),
+                    hash: "$apr1$x".into(),
+                }],
+                ..Default::default()
+            }),
+        )];
+        let error = build(&resources).unwrap_err();
+        assert_eq!(
+            crate::report::chain(&error),
+            "router `r@file`: middleware `auth@file` (basicAuth): user `bob`: malformed $apr1$ hash"
+        );
+
+        resources.routers[0].middlewares = vec!["missing@file".into()];
+        let error = build(&resources).unwrap_err();
+        assert_eq!(
+            crate::report::chain(&error),
+            "router `r@file`: middleware `missing@file` does not exist"
+        );
+    }
+
+    #[test]
+    fn entry_point_middlewares_fail_the_build_by_entry_point() {
+        let mut resources = resources();
+        resources.entry_points[0].middlewares = vec!["c@file".into()];
+        resources.middlewares = vec![
+            middleware(
+                "c@file",
+                middleware::Kind::Chain(v1::Chain {
+                    middlewares: vec!["d@file".into()],
+                }),
+            ),
+            middleware(
+                "d@file",
+                middleware::Kind::Chain(v1::Chain {
+                    middlewares: vec!["c@file".into()],
+                }),
+            ),
+        ];
+        let error = build(&resources).unwrap_err();
+        assert_eq!(
+            crate::report::chain(&error),
+            "entry point `web`: chain middlewares include each other: c@file -> d@file -> c@file"
+        );
+    }
+
+    #[test]
+    fn chains_put_entry_point_middlewares_first_and_expand_chains() {
+        let mut resources = resources();
+        resources.entry_points.push(EntryPoint {
+            name: "other".into(),
+            address: ":81".into(),
+            ..Default::default()
+        });
+        resources.entry_points[0].middlewares = vec!["ep@file".into()];
+        resources.routers[0].middlewares = vec!["c@file".into()];
+        let prefix = |p: &str| middleware::Kind::AddPrefix(v1::AddPrefix { prefix: p.into() });
+        resources.middlewares = vec![
+            middleware("ep@file", prefix("/ep")),
+            middleware("a@file", prefix("/a")),
+            middleware("b@file", prefix("/b")),
+            middleware(
+                "c@file",
+                middleware::Kind::Chain(v1::Chain {
+                    middlewares: vec!["a@file".into(), "b@file".into(), "a@file".into()],
+                }),
+            ),
+        ];
+        let built = build(&resources).unwrap();
+        // The prefixes of the route's chain, in order.
+        let prefixes = |ep: &str| {
+            let table = &built.runtime.entry_point(ep).unwrap().routes;
+            let debug = format!("{:?}", table.routes()[0].target.chain);
+            debug
+                .split("prefix: \"")
+                .skip(1)
+                .map(|rest| rest.split('"').next().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(prefixes("web"), ["/ep", "/a", "/b", "/a"]);
+        assert_eq!(prefixes("other"), ["/a", "/b", "/a"]);
     }
 
     #[test]

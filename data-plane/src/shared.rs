@@ -1,10 +1,13 @@
 //! State that outlives runtimes: pooled backend connections, server health
-//! and its checkers, and rotation positions, keyed by stable identities
-//! (service name, server URL) so that a snapshot swap does not reset them.
+//! and its checkers, rotation positions and middleware state, keyed by stable
+//! identities (service name, server URL, middleware name and options) so
+//! that a snapshot swap does not reset them.
 
+use std::any::Any;
 use std::collections::HashSet;
+use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use http::HeaderValue;
@@ -25,6 +28,48 @@ pub(crate) struct SharedState {
     positions: DashMap<String, Arc<AtomicUsize>>,
     /// Fires when the grace period is over: tunnels (WebSocket...) close.
     pub(crate) hard_stop: CancellationToken,
+    /// Snapshot updates applied and rejected since start.
+    pub(crate) updates: UpdateCounters,
+    /// State of middlewares (verified credentials, counters...).
+    pub(crate) middlewares: MiddlewareStates,
+}
+
+/// Snapshot updates applied (full or delta) and rejected since the proxy
+/// started, reported by the admin endpoint's `/api/snapshot`: they show, for
+/// instance, that a reconnect to a restarted control plane re-sent nothing.
+#[derive(Debug, Default)]
+pub(crate) struct UpdateCounters {
+    full: AtomicU64,
+    delta: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl UpdateCounters {
+    /// Counts an applied update.
+    pub(crate) fn applied(&self, full_state: bool) {
+        let counter = if full_state { &self.full } else { &self.delta };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a rejected (NACKed) update.
+    pub(crate) fn rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Full-state updates applied.
+    pub(crate) fn full(&self) -> u64 {
+        self.full.load(Ordering::Relaxed)
+    }
+
+    /// Delta updates applied.
+    pub(crate) fn delta(&self) -> u64 {
+        self.delta.load(Ordering::Relaxed)
+    }
+
+    /// Updates rejected.
+    pub(crate) fn rejected_count(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
 }
 
 impl SharedState {
@@ -42,6 +87,8 @@ impl SharedState {
             health: HealthChecks::new(hard_stop.child_token()),
             positions: DashMap::new(),
             hard_stop,
+            updates: UpdateCounters::default(),
+            middlewares: MiddlewareStates::default(),
         }
     }
 
@@ -57,5 +104,99 @@ impl SharedState {
     pub(crate) fn retain_positions(&self, in_use: &HashSet<&str>) {
         self.positions
             .retain(|name, _| in_use.contains(name.as_str()));
+    }
+}
+
+/// Identity of one piece of middleware state: the middleware's type and
+/// qualified name, and a fingerprint (SHA-256) of the options the state
+/// depends on. A snapshot that changes those options gets fresh state; one
+/// that does not keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct StateKey {
+    kind: &'static str,
+    name: String,
+    fingerprint: [u8; 32],
+}
+
+impl StateKey {
+    /// The key of `kind` middleware `name` whose options hash to `fingerprint`.
+    pub(crate) fn new(kind: &'static str, name: &str, fingerprint: [u8; 32]) -> Self {
+        Self {
+            kind,
+            name: name.to_owned(),
+            fingerprint,
+        }
+    }
+}
+
+/// Middleware state by [`StateKey`], each entry of the type its middleware
+/// chose. Runtimes get their entries while they are built and keep an `Arc`,
+/// so the request path never looks the map up.
+#[derive(Default)]
+pub(crate) struct MiddlewareStates {
+    states: DashMap<StateKey, Arc<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for MiddlewareStates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MiddlewareStates")
+            .field("entries", &self.states.len())
+            .finish()
+    }
+}
+
+impl MiddlewareStates {
+    /// The state under `key`, made with `init` if there is none (or if the
+    /// entry holds another type).
+    pub(crate) fn get_or_insert<T: Any + Send + Sync>(
+        &self,
+        key: &StateKey,
+        init: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        if let Some(state) = self.states.get(key)
+            && let Ok(state) = state.value().clone().downcast::<T>()
+        {
+            return state;
+        }
+        let state = Arc::new(init());
+        self.states.insert(key.clone(), state.clone());
+        state
+    }
+
+    /// Forgets the state of middlewares no runtime uses any more.
+    pub(crate) fn retain(&self, in_use: &HashSet<&StateKey>) {
+        self.states.retain(|key, _| in_use.contains(key));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn state_survives_until_its_key_is_dropped() {
+        let states = MiddlewareStates::default();
+        let key = StateKey::new("rateLimit", "rl@file", [1; 32]);
+        let first = states.get_or_insert(&key, || AtomicUsize::new(7));
+        first.fetch_add(1, Ordering::Relaxed);
+        let again = states.get_or_insert(&key, || AtomicUsize::new(0));
+        assert_eq!(again.load(Ordering::Relaxed), 8);
+
+        let changed = StateKey::new("rateLimit", "rl@file", [2; 32]);
+        let fresh = states.get_or_insert(&changed, || AtomicUsize::new(0));
+        assert_eq!(fresh.load(Ordering::Relaxed), 0);
+
+        states.retain(&HashSet::from([&changed]));
+        let reset = states.get_or_insert(&key, || AtomicUsize::new(0));
+        assert_eq!(reset.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn another_type_under_the_same_key_is_replaced() {
+        let states = MiddlewareStates::default();
+        let key = StateKey::new("x", "x@file", [0; 32]);
+        let _ = states.get_or_insert(&key, || 1u8);
+        assert_eq!(*states.get_or_insert(&key, || "s"), "s");
     }
 }

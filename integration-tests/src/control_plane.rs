@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::{ChildProcess, binary, eventually, free_port, get, run_to_completion};
+use crate::{
+    ChildProcess, ControlPlaneOptions, binary, eventually, free_port, get, run_to_completion,
+};
 
 /// A running control plane on free ports, reading a file-provider directory.
 #[derive(Debug)]
@@ -25,27 +27,47 @@ impl ControlPlane {
     /// Starts a control plane with these entry points (name -> port on
     /// 127.0.0.1) and dynamic configuration files, and waits for its API.
     pub async fn start(entry_points: &[&str], dynamic_files: &[(&str, &str)]) -> Self {
+        let mut options = ControlPlaneOptions::new();
+        for name in entry_points {
+            options = options.entry_point(name);
+        }
+        for (name, contents) in dynamic_files {
+            options = options.dynamic_file(name, contents);
+        }
+        Self::start_with(options).await
+    }
+
+    /// Starts a control plane as `options` describe (entry point settings
+    /// such as `forwardedHeaders`, debounce, a chosen gRPC port), and waits
+    /// for its API.
+    pub async fn start_with(options: ControlPlaneOptions) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         std::fs::create_dir(dir.path().join("dynamic")).expect("dynamic directory");
-        for (name, contents) in dynamic_files {
+        for (name, contents) in &options.dynamic_files {
             std::fs::write(dir.path().join("dynamic").join(name), contents).expect("writing file");
         }
-        let entry_points: Vec<(String, u16)> = entry_points
+        let entry_points: Vec<(String, u16)> = options
+            .entry_points
             .iter()
-            .map(|name| ((*name).to_owned(), free_port()))
+            .map(|(name, _)| (name.clone(), free_port()))
             .collect();
-        let grpc_address = format!("127.0.0.1:{}", free_port());
+        let grpc_address = format!("127.0.0.1:{}", options.grpc_port.unwrap_or_else(free_port));
         let api_url = format!("http://127.0.0.1:{}", free_port());
         let mut config = String::from("entryPoints:\n");
-        for (name, port) in &entry_points {
+        for ((name, port), (_, settings)) in entry_points.iter().zip(&options.entry_points) {
             config.push_str(&format!("  {name}:\n    address: \"127.0.0.1:{port}\"\n"));
+            for line in settings.lines() {
+                config.push_str(&format!("    {line}\n"));
+            }
         }
         config.push_str(&format!(
             "providers:\n  file:\n    directory: \"{}\"\n    watch: true\n\
              controlPlane:\n  grpcAddress: \"{grpc_address}\"\n  apiAddress: \"{}\"\n  \
-             debounce:\n    quietPeriod: 50ms\n    maxDelay: 500ms\n",
+             debounce:\n    quietPeriod: {}\n    maxDelay: {}\n",
             dir.path().join("dynamic").display(),
             api_url.trim_start_matches("http://"),
+            options.quiet_period,
+            options.max_delay,
         ));
         std::fs::write(dir.path().join("sluice.yml"), config).expect("writing static config");
         let process = Self::spawn(dir.path());
@@ -74,9 +96,11 @@ impl ControlPlane {
 
     async fn wait_api(&self) {
         let url = format!("{}/api/version", self.api_url);
-        eventually("the control plane's admin API", Duration::from_secs(20), || async {
-            get(&url).await.map(|_| ())
-        })
+        eventually(
+            "the control plane's admin API",
+            Duration::from_secs(20),
+            || async { get(&url).await.map(|_| ()) },
+        )
         .await;
     }
 

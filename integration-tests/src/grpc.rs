@@ -16,10 +16,14 @@ use crate::run_command;
 /// How long [`WatchClient::next_update`] waits before failing the test.
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Runs `grpcurl -plaintext -max-time 10 <address> <args...>`, e.g.
-/// `grpcurl("127.0.0.1:7050", &["list"])`.
-pub fn grpcurl(address: &str, args: &[&str]) -> Output {
-    let mut all = vec!["-plaintext", "-max-time", "10", address];
+/// Runs `grpcurl -plaintext -max-time 10 <flags...> <address> <args...>`,
+/// e.g. `grpcurl(&[], "127.0.0.1:7050", &["list"])` or
+/// `grpcurl(&["-d", "{}"], address, &["grpc.health.v1.Health/Check"])`
+/// (grpcurl reads flags only before the address).
+pub fn grpcurl(flags: &[&str], address: &str, args: &[&str]) -> Output {
+    let mut all = vec!["-plaintext", "-max-time", "10"];
+    all.extend_from_slice(flags);
+    all.push(address);
     all.extend_from_slice(args);
     run_command("grpcurl", &all)
 }

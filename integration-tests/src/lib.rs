@@ -4,7 +4,11 @@
 //! - [`ControlPlane`] and [`Proxy`] start `sluice-control-plane` and
 //!   `sluice-proxy` on free ports and kill them when dropped.
 //! - [`EchoBackend`] is an HTTP server that answers with a JSON description
-//!   of the request it received.
+//!   of the request it received; [`StreamingBackend`] counts and generates
+//!   large bodies; [`WebSocketEchoBackend`] echoes WebSocket messages;
+//!   [`GrpcHealthBackend`] serves `grpc.health.v1.Health` over h2c.
+//! - [`raw_get`] writes a request byte for byte (un-normalised paths,
+//!   hop-by-hop headers).
 //! - [`WatchClient`] plays a proxy's side of the `Watch` stream message by
 //!   message; [`grpcurl`] runs the real `grpcurl` against a control plane.
 //! - [`eventually`] waits for a condition with a deadline; scenarios never
@@ -16,17 +20,27 @@
 mod backend;
 mod binaries;
 mod control_plane;
+mod control_plane_options;
 mod grpc;
+mod grpc_backend;
 mod http;
 mod process;
 mod proxy;
+mod raw_http;
+mod streaming;
 mod wait;
+mod websocket;
 
 pub use backend::{EchoBackend, EchoedRequest};
 pub use binaries::binary;
 pub use control_plane::ControlPlane;
+pub use control_plane_options::ControlPlaneOptions;
 pub use grpc::{WatchClient, grpcurl};
+pub use grpc_backend::GrpcHealthBackend;
 pub use http::{HttpResponse, get, request};
 pub use process::{ChildProcess, free_port, run_command, run_to_completion};
 pub use proxy::Proxy;
+pub use raw_http::{RawResponse, raw_get, raw_request};
+pub use streaming::{StreamingBackend, download, upload};
 pub use wait::eventually;
+pub use websocket::WebSocketEchoBackend;

@@ -23,7 +23,12 @@ impl ChildProcess {
 
     /// Like [`ChildProcess::spawn`], with extra environment variables (e.g.
     /// `SLUICE_CONTROLPLANE_APIADDRESS`) on top of the inherited environment.
-    pub fn spawn_with_env(name: &str, program: &Path, args: &[String], env: &[(&str, &str)]) -> Self {
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(program)
             .args(args)
             .env("RUST_LOG", "info")
@@ -35,8 +40,14 @@ impl ChildProcess {
             .unwrap_or_else(|error| panic!("starting {}: {error}", program.display()));
         let output = Arc::new(Mutex::new(String::new()));
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -128,14 +139,21 @@ pub fn run_command(program: &str, args: &[&str]) -> Output {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|error| panic!("running `{program}` (is it installed? `cargo xtask ci` installs it): {error}"))
+        .unwrap_or_else(|error| {
+            panic!("running `{program}` (is it installed? `cargo xtask ci` installs it): {error}")
+        })
 }
 
 /// Runs `program` to completion with extra environment variables, killing it
 /// and panicking if it is still running after `timeout` (so a command that
 /// should exit but hangs fails the test instead of blocking it). Returns the
 /// exit status and everything it printed.
-pub fn run_to_completion(program: &Path, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
+pub fn run_to_completion(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Output {
     let mut child = Command::new(program)
         .args(args)
         .envs(env.iter().copied())
@@ -145,8 +163,14 @@ pub fn run_to_completion(program: &Path, args: &[&str], env: &[(&str, &str)], ti
         .spawn()
         .unwrap_or_else(|error| panic!("starting {}: {error}", program.display()));
     let readers: Vec<_> = [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
     ]
     .into_iter()
     .map(|stream| {
@@ -167,7 +191,10 @@ pub fn run_to_completion(program: &Path, args: &[&str], env: &[(&str, &str)], ti
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{} {args:?} still running after {timeout:?}", program.display());
+            panic!(
+                "{} {args:?} still running after {timeout:?}",
+                program.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     };

@@ -57,4 +57,38 @@ impl Proxy {
         )
         .await;
     }
+
+    /// `127.0.0.1:PORT` of the admin endpoint, as `--admin-address` takes it.
+    pub fn admin_address(&self) -> &str {
+        self.admin_url.trim_start_matches("http://")
+    }
+
+    /// GET an admin endpoint path (e.g. `/api/snapshot`), as JSON.
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        let response = get(&format!("{}{path}", self.admin_url))
+            .await
+            .unwrap_or_else(|error| panic!("proxy {} admin {path}: {error}", self.node_id));
+        response.json()
+    }
+
+    /// The snapshot version the proxy serves (`""` before the first).
+    pub async fn version(&self) -> String {
+        self.admin_json("/api/snapshot").await["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The proxy's peak resident memory so far (`VmHWM` in
+    /// `/proc/PID/status`), in KiB.
+    pub fn peak_memory_kib(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.process.pid());
+        let status = std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("reading {path}: {error}"));
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmHWM line in {path}:\n{status}"))
+    }
 }

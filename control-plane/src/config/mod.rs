@@ -37,6 +37,7 @@
 mod entry_point;
 mod keys;
 mod load;
+mod providers;
 mod shape;
 mod static_config;
 #[cfg(test)]
@@ -44,6 +45,7 @@ mod tests;
 
 pub use entry_point::*;
 pub use load::{ConfigOrigin, StaticConfigError, StaticConfigSources, default_config_file};
+pub use providers::*;
 pub use static_config::*;
 
 /// A TOML error on one line: its message and where it is, `at line L column C`.

@@ -15,6 +15,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 use super::entry_point::EntryPointConfig;
+use super::providers::{ConsulCatalogConfig, ConsulConfig, EtcdConfig};
 use crate::dynamic::Duration;
 
 /// Sluice's static configuration: where proxies listen, which providers run,
@@ -95,15 +96,15 @@ pub struct ProvidersConfig {
     /// Traefik's Kubernetes Gateway API provider settings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubernetes_gateway: Option<serde_json::Value>,
-    /// Traefik's Consul KV provider settings.
+    /// Read dynamic configuration from Consul's KV store.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub consul: Option<serde_json::Value>,
-    /// Traefik's Consul Catalog provider settings.
+    pub consul: Option<ConsulConfig>,
+    /// Read routes from Consul services and their tags.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub consul_catalog: Option<serde_json::Value>,
-    /// Traefik's etcd provider settings.
+    pub consul_catalog: Option<ConsulCatalogConfig>,
+    /// Read dynamic configuration from etcd.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub etcd: Option<serde_json::Value>,
+    pub etcd: Option<EtcdConfig>,
     /// Traefik's Redis provider settings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<serde_json::Value>,

@@ -444,3 +444,49 @@ fn durations_accept_go_syntax_and_seconds() {
     );
     assert!(error.contains("`soon`"), "{error}");
 }
+
+#[test]
+fn reads_the_kv_and_catalog_providers_with_traefik_defaults() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = write(
+        directory.path(),
+        "traefik.yml",
+        "providers:\n  consul:\n    rootKey: sluice\n    endpoints: [\"127.0.0.1:8500\", \"10.0.0.2:8500\"]\n    token: s3cret\n\
+         \x20 etcd:\n    username: root\n    password: pw\n\
+         \x20 consulCatalog:\n    exposedByDefault: false\n    endpoint:\n      address: consul:8500\n      token: t\n",
+    );
+    let config = load(
+        Some(&path),
+        &[(
+            "SLUICE_PROVIDERS_ETCD_ENDPOINTS",
+            "127.0.0.1:2379,127.0.0.1:22379",
+        )],
+        &["--providers.consulcatalog.endpoint.datacenter=dc2"],
+    )
+    .unwrap();
+    let consul = config.providers.consul.as_ref().unwrap();
+    assert_eq!(consul.root_key, "sluice");
+    assert_eq!(consul.endpoints, ["127.0.0.1:8500", "10.0.0.2:8500"]);
+    assert_eq!(consul.token.expose(), "s3cret");
+    assert!(!format!("{consul:?}").contains("s3cret"));
+    let etcd = config.providers.etcd.as_ref().unwrap();
+    assert_eq!(etcd.root_key, "traefik");
+    assert_eq!(etcd.endpoints, ["127.0.0.1:2379", "127.0.0.1:22379"]);
+    assert_eq!(etcd.password.expose(), "pw");
+    let catalog = config.providers.consul_catalog.as_ref().unwrap();
+    assert!(!catalog.exposed_by_default);
+    assert_eq!(catalog.prefix, "traefik");
+    assert_eq!(catalog.default_rule, "Host(`{{ normalize .Name }}`)");
+    assert_eq!(catalog.endpoint.address, "consul:8500");
+    assert_eq!(catalog.endpoint.datacenter, "dc2");
+
+    let defaults = load(None, &[], &["--providers.consul=true"]).unwrap();
+    let consul = defaults.providers.consul.unwrap();
+    assert_eq!(consul.endpoints, ["127.0.0.1:8500"]);
+    assert_eq!(consul.root_key, "traefik");
+
+    let error = load(None, &[], &["--providers.etcd.rootkeys=x"])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("providers.etcd.rootkeys"), "{error}");
+}

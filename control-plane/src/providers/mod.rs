@@ -2,7 +2,10 @@
 //! [`DynamicConfig`] fragment and send it, tagged with their name, to the
 //! aggregator. They know nothing of snapshots.
 
+mod backoff;
 mod file;
+mod kv;
+mod status;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,6 +15,7 @@ use serde::Serialize;
 use crate::dynamic::DynamicConfig;
 
 pub use file::{FileProvider, FileProviderError};
+pub use status::{ProviderHealth, ProviderHealthRegistry, ProviderState};
 
 /// The latest complete view of one provider.
 #[derive(Debug, Clone, PartialEq)]

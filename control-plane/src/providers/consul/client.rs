@@ -1,0 +1,354 @@
+//! A small Consul HTTP API client: endpoints tried in turn, the ACL token
+//! and basic authentication, and blocking queries.
+//!
+//! Blocking queries follow Consul's documented rules
+//! (<https://developer.hashicorp.com/consul/api-docs/features/blocking>): the
+//! next request waits on the `X-Consul-Index` of the last answer; an index
+//! that goes backwards resets to 0 (a plain read starts the loop over), and
+//! an index of 0 in an answer is treated as 1 so that a buggy server cannot
+//! turn the loop into a busy one.
+
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::{ProviderTlsConfig, Secret};
+
+/// How long a blocking query waits for a change when not configured
+/// (Consul's own default).
+pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+
+/// Why a Consul client cannot be created, or a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsulError {
+    /// An endpoint is not `host:port` or `http://host:port`.
+    #[error("invalid Consul endpoint `{endpoint}`: {reason}")]
+    Endpoint {
+        /// The endpoint as written.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No endpoint is configured.
+    #[error("no Consul endpoint is configured")]
+    NoEndpoint,
+    /// TLS (or an `https` endpoint) is configured.
+    #[error("TLS to Consul arrives with the TLS issue; use a plain `http` endpoint")]
+    TlsUnsupported,
+    /// The request could not be sent or answered.
+    #[error("GET {url}: {source}")]
+    Request {
+        /// What was asked.
+        url: String,
+        /// Why it failed.
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    /// The answer's body could not be read.
+    #[error("GET {url}: reading the body: {source}")]
+    Body {
+        /// What was asked.
+        url: String,
+        /// Why it failed.
+        #[source]
+        source: hyper::Error,
+    },
+    /// No answer in time.
+    #[error("GET {url}: no answer within {timeout:?}")]
+    Timeout {
+        /// What was asked.
+        url: String,
+        /// How long it waited.
+        timeout: Duration,
+    },
+    /// Consul answered with an error status.
+    #[error("GET {url}: Consul answered {status}: {body}")]
+    Status {
+        /// What was asked.
+        url: String,
+        /// The status.
+        status: StatusCode,
+        /// The start of the body: Consul's explanation.
+        body: String,
+    },
+    /// The body is not what the endpoint documents.
+    #[error("GET {url}: unexpected answer: {source}")]
+    Json {
+        /// What was asked.
+        url: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// An answer from Consul.
+#[derive(Debug)]
+pub(crate) struct ConsulResponse {
+    /// `X-Consul-Index`, 0 when absent.
+    pub(crate) index: u64,
+    /// 200 or 404 (other statuses are errors).
+    pub(crate) status: StatusCode,
+    pub(crate) body: Bytes,
+    /// The URL asked, for messages.
+    pub(crate) url: String,
+}
+
+impl ConsulResponse {
+    /// The body as JSON of type `T`.
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConsulError> {
+        serde_json::from_slice(&self.body).map_err(|source| ConsulError::Json {
+            url: self.url.clone(),
+            source,
+        })
+    }
+}
+
+/// A client for one or more Consul agents of the same cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsulClient {
+    /// `http://host:port`, without a trailing slash.
+    endpoints: Vec<String>,
+    /// The endpoint used next; moves on after a failure.
+    current: usize,
+    token: Secret,
+    /// `Authorization` header value for basic authentication.
+    authorization: Option<HeaderValue>,
+    http: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl ConsulClient {
+    /// A client for `endpoints` (`host:port` or `http://host:port`).
+    pub(crate) fn new(
+        endpoints: &[String],
+        token: &Secret,
+        basic_auth: Option<(&str, &Secret)>,
+        tls: Option<&ProviderTlsConfig>,
+    ) -> Result<Self, ConsulError> {
+        if tls.is_some() {
+            return Err(ConsulError::TlsUnsupported);
+        }
+        if endpoints.is_empty() {
+            return Err(ConsulError::NoEndpoint);
+        }
+        let endpoints = endpoints
+            .iter()
+            .map(|endpoint| parse_endpoint(endpoint))
+            .collect::<Result<Vec<_>, _>>()?;
+        let authorization = basic_auth.map(|(user, password)| {
+            let credentials = base64::engine::general_purpose::STANDARD
+                .encode(format!("{user}:{}", password.expose()));
+            let mut value = HeaderValue::from_str(&format!("Basic {credentials}"))
+                .unwrap_or_else(|_| HeaderValue::from_static(""));
+            value.set_sensitive(true);
+            value
+        });
+        Ok(Self {
+            endpoints,
+            current: 0,
+            token: token.clone(),
+            authorization,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    /// `GET path_and_query` on the current endpoint, within `timeout`. A
+    /// failure moves to the next endpoint for the next request.
+    pub(crate) async fn get(
+        &mut self,
+        path_and_query: &str,
+        timeout: Duration,
+    ) -> Result<ConsulResponse, ConsulError> {
+        let url = format!("{}{path_and_query}", self.endpoints[self.current]);
+        let result = self.fetch(&url, timeout).await;
+        if result.is_err() {
+            self.current = (self.current + 1) % self.endpoints.len();
+        }
+        result
+    }
+
+    async fn fetch(&self, url: &str, timeout: Duration) -> Result<ConsulResponse, ConsulError> {
+        let mut request = Request::get(url);
+        if !self.token.is_empty() {
+            if let Ok(mut value) = HeaderValue::from_str(self.token.expose()) {
+                value.set_sensitive(true);
+                request = request.header("X-Consul-Token", value);
+            }
+        }
+        if let Some(authorization) = &self.authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization.clone());
+        }
+        let request = request
+            .body(Empty::new())
+            .map_err(|error| ConsulError::Endpoint {
+                endpoint: url.to_owned(),
+                reason: error.to_string(),
+            })?;
+        let exchange = async {
+            let response =
+                self.http
+                    .request(request)
+                    .await
+                    .map_err(|source| ConsulError::Request {
+                        url: url.to_owned(),
+                        source,
+                    })?;
+            let status = response.status();
+            let index = response
+                .headers()
+                .get("X-Consul-Index")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0);
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|source| ConsulError::Body {
+                    url: url.to_owned(),
+                    source,
+                })?
+                .to_bytes();
+            Ok((status, index, body))
+        };
+        let (status, index, body) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| ConsulError::Timeout {
+                url: url.to_owned(),
+                timeout,
+            })??;
+        if status != StatusCode::OK && status != StatusCode::NOT_FOUND {
+            let text = String::from_utf8_lossy(&body);
+            return Err(ConsulError::Status {
+                url: url.to_owned(),
+                status,
+                body: text.chars().take(200).collect(),
+            });
+        }
+        Ok(ConsulResponse {
+            index,
+            status,
+            body,
+            url: url.to_owned(),
+        })
+    }
+}
+
+/// `host:port` or `http://host:port` as `http://host:port`.
+fn parse_endpoint(endpoint: &str) -> Result<String, ConsulError> {
+    let invalid = |reason: &str| ConsulError::Endpoint {
+        endpoint: endpoint.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let with_scheme = if endpoint.contains("://") {
+        endpoint.to_owned()
+    } else {
+        format!("http://{endpoint}")
+    };
+    let uri: Uri = with_scheme
+        .parse()
+        .map_err(|error: http::uri::InvalidUri| invalid(&error.to_string()))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return Err(ConsulError::TlsUnsupported),
+        _ => return Err(invalid("expected `host:port` or `http://host:port`")),
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| invalid("expected `host:port` or `http://host:port`"))?;
+    Ok(format!("http://{authority}"))
+}
+
+/// A blocking query on one endpoint path: each call returns the next
+/// answer, waiting for a change since the previous one.
+#[derive(Debug, Clone)]
+pub(crate) struct BlockingQuery {
+    /// Path and query without `index` and `wait` (`/v1/kv/traefik?recurse=true`).
+    path: String,
+    index: u64,
+    wait: Duration,
+}
+
+impl BlockingQuery {
+    /// A query that starts with a plain read.
+    pub(crate) fn new(path: String, wait: Duration) -> Self {
+        Self {
+            path,
+            index: 0,
+            wait,
+        }
+    }
+
+    /// The next answer: immediately the first time (and after a reset),
+    /// then once the index moves past the last one or `wait` expires.
+    pub(crate) async fn next(
+        &mut self,
+        client: &mut ConsulClient,
+    ) -> Result<ConsulResponse, ConsulError> {
+        let separator = if self.path.contains('?') { '&' } else { '?' };
+        let url = if self.index == 0 {
+            self.path.clone()
+        } else {
+            format!(
+                "{}{separator}index={}&wait={}ms",
+                self.path,
+                self.index,
+                self.wait.as_millis()
+            )
+        };
+        // Consul adds up to wait/16 of jitter; allow for it and the network.
+        let timeout = self.wait + self.wait / 16 + Duration::from_secs(10);
+        let response = client.get(&url, timeout).await?;
+        self.index = next_index(self.index, response.index);
+        Ok(response)
+    }
+}
+
+/// The index to wait on after an answer carrying `returned`, when the last
+/// one waited on was `previous`: 0 (start over) if it went backwards, at
+/// least 1 otherwise.
+pub(crate) fn next_index(previous: u64, returned: u64) -> u64 {
+    if returned < previous {
+        0
+    } else {
+        returned.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_moves_forward_resets_when_it_goes_back_and_is_never_zero() {
+        assert_eq!(next_index(0, 12), 12);
+        assert_eq!(next_index(12, 12), 12, "a wait that expired keeps the index");
+        assert_eq!(next_index(12, 15), 15);
+        assert_eq!(next_index(15, 3), 0, "backwards: start over with a plain read");
+        assert_eq!(next_index(0, 0), 1, "a zero index would never block");
+        assert_eq!(next_index(15, 0), 0);
+        assert_eq!(next_index(0, 3), 3);
+    }
+
+    #[test]
+    fn endpoints_are_host_port_or_http_urls() {
+        assert_eq!(parse_endpoint("127.0.0.1:8500").unwrap(), "http://127.0.0.1:8500");
+        assert_eq!(parse_endpoint("http://consul:8500/").unwrap(), "http://consul:8500");
+        assert!(matches!(
+            parse_endpoint("https://consul:8501"),
+            Err(ConsulError::TlsUnsupported)
+        ));
+        let error = parse_endpoint("ftp://consul").unwrap_err().to_string();
+        assert!(error.contains("ftp://consul"), "{error}");
+        let tls = ProviderTlsConfig::default();
+        let error = ConsulClient::new(&["a:1".to_owned()], &Secret::default(), None, Some(&tls))
+            .unwrap_err();
+        assert!(error.to_string().contains("TLS to Consul arrives with the TLS issue"));
+    }
+}
