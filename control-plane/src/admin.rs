@@ -1,10 +1,11 @@
 //! The admin API: JSON over HTTP for operators and the dashboard.
 //!
 //! Shaped after Traefik's API (`/api/rawdata`, `/api/http/routers`...) with
-//! Sluice's additions (`/api/nodes`, `/api/snapshot`). It only reads the
-//! compile report, the store and the node registry, and never prints secret
-//! material: configurations are redacted by the compiler's report, and
-//! certificates are shown by name and origin only.
+//! Sluice's additions (`/api/nodes`, `/api/snapshot`, `/api/providers`). It
+//! only reads the compile report, the store, the node registry and the
+//! providers' health, and never prints secret material: configurations are
+//! redacted by the compiler's report, and certificates are shown by name and
+//! origin only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::compiler::ResourceStatus;
 use crate::nodes::NodeRegistry;
+use crate::providers::ProviderHealthRegistry;
 use crate::store::SnapshotStore;
 
 /// Sluice's build version and git commit.
@@ -31,6 +33,7 @@ pub const GIT_COMMIT: &str = env!("SLUICE_GIT_COMMIT");
 struct AdminState {
     store: Arc<SnapshotStore>,
     nodes: Arc<NodeRegistry>,
+    providers: Arc<ProviderHealthRegistry>,
 }
 
 /// Serves the admin API on `listener` until `shutdown`.
@@ -38,6 +41,7 @@ pub(crate) async fn serve_admin(
     listener: tokio::net::TcpListener,
     store: Arc<SnapshotStore>,
     nodes: Arc<NodeRegistry>,
+    providers: Arc<ProviderHealthRegistry>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = Router::new()
@@ -65,8 +69,16 @@ pub(crate) async fn serve_admin(
             get(|state, name| one(state, "middleware", name)),
         )
         .route("/api/nodes", get(node_list))
+        .route(
+            "/api/providers",
+            get(|State(state): State<AdminState>| async move { Json(state.providers.snapshot()) }),
+        )
         .route("/api/snapshot", get(snapshot))
-        .with_state(AdminState { store, nodes });
+        .with_state(AdminState {
+            store,
+            nodes,
+            providers,
+        });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

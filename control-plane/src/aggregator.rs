@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::compiler::{CompileInput, compile};
-use crate::config::EntryPointConfig;
+use crate::config::{DebounceConfig, EntryPointConfig};
 use crate::providers::ProviderUpdate;
 use crate::store::SnapshotStore;
 
@@ -26,6 +26,24 @@ pub(crate) struct Debounce {
     pub quiet_period: Duration,
     /// Compile at the latest this long after the first pending change.
     pub max_delay: Duration,
+}
+
+impl Debounce {
+    /// From `controlPlane.debounce`; Traefik's `providers.providersThrottleDuration`,
+    /// when longer, stretches the quiet period (and the maximum delay with it),
+    /// so a Traefik configuration keeps its pacing.
+    pub(crate) fn from_config(
+        config: &DebounceConfig,
+        throttle: Option<crate::dynamic::Duration>,
+    ) -> Self {
+        let quiet_period = throttle.map_or(config.quiet_period.0, |throttle| {
+            throttle.0.max(config.quiet_period.0)
+        });
+        Self {
+            quiet_period,
+            max_delay: config.max_delay.0.max(quiet_period),
+        }
+    }
 }
 
 /// Merges provider updates and publishes compiled snapshots.
@@ -153,6 +171,21 @@ mod tests {
             errors: Vec::new(),
             origins: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn providers_throttle_duration_stretches_the_quiet_period() {
+        let config = DebounceConfig::default();
+        let ms = |millis| Duration::from_millis(millis);
+        let plain = Debounce::from_config(&config, None);
+        assert_eq!((plain.quiet_period, plain.max_delay), (ms(100), ms(1000)));
+        let throttled = Debounce::from_config(&config, Some(crate::dynamic::Duration(ms(2000))));
+        assert_eq!(
+            (throttled.quiet_period, throttled.max_delay),
+            (ms(2000), ms(2000))
+        );
+        let short = Debounce::from_config(&config, Some(crate::dynamic::Duration(ms(10))));
+        assert_eq!(short.quiet_period, ms(100));
     }
 
     #[tokio::test(start_paused = true)]

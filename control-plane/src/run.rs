@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -17,7 +18,11 @@ use crate::compiler::{CompileInput, CompileReport, compile};
 use crate::config::StaticConfig;
 use crate::grpc::{GrpcError, SnapshotServer};
 use crate::nodes::NodeRegistry;
-use crate::providers::{FileProvider, FileProviderError, ProviderUpdate};
+use crate::providers::{
+    ConsulCatalogError, ConsulCatalogProvider, ConsulError, ConsulKvProvider, EtcdError,
+    EtcdProvider, FileProvider, FileProviderError, ProviderHealthRegistry, ProviderUpdate,
+    SourceError,
+};
 use crate::store::SnapshotStore;
 
 /// Why the control plane could not start or stopped.
@@ -34,6 +39,18 @@ pub enum RunError {
     /// The file provider's configuration is unusable.
     #[error("providers.file: {0}")]
     FileProvider(#[from] FileProviderError),
+    /// The Consul KV provider's configuration is unusable.
+    #[error("providers.consul: {0}")]
+    ConsulProvider(#[from] ConsulError),
+    /// The Consul Catalog provider's configuration is unusable.
+    #[error("providers.consulCatalog: {0}")]
+    ConsulCatalogProvider(#[from] ConsulCatalogError),
+    /// The etcd provider's configuration is unusable.
+    #[error("providers.etcd: {0}")]
+    EtcdProvider(#[from] EtcdError),
+    /// `validate` could not start the runtime that reads the stores.
+    #[error("starting the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
     /// The gRPC server failed.
     #[error(transparent)]
     Grpc(#[from] GrpcError),
@@ -117,10 +134,10 @@ pub async fn start(
 
     let store = Arc::new(SnapshotStore::new(control_plane.history_size));
     let nodes = Arc::new(NodeRegistry::default());
-    let debounce = Debounce {
-        quiet_period: control_plane.debounce.quiet_period.0,
-        max_delay: control_plane.debounce.max_delay.0,
-    };
+    let debounce = Debounce::from_config(
+        &control_plane.debounce,
+        config.providers.providers_throttle_duration,
+    );
     let mut tasks = JoinSet::new();
     let (updates_sender, updates) = mpsc::channel(64);
 
@@ -131,6 +148,17 @@ pub async fn start(
         let token = shutdown.clone();
         tasks.spawn(async move {
             provider.run(sender, token).await;
+            Ok(())
+        });
+        provider_count += 1;
+    }
+    let health = Arc::new(ProviderHealthRegistry::default());
+    for provider in store_providers(&config)? {
+        let sender = updates_sender.clone();
+        let token = shutdown.clone();
+        let health = Arc::clone(&health);
+        tasks.spawn(async move {
+            provider.run(sender, health, token).await;
             Ok(())
         });
         provider_count += 1;
@@ -157,7 +185,7 @@ pub async fn start(
     let admin_store = Arc::clone(&store);
     let token = shutdown.clone();
     tasks.spawn(async move {
-        serve_admin(api_listener, admin_store, nodes, token)
+        serve_admin(api_listener, admin_store, nodes, health, token)
             .await
             .map_err(RunError::Admin)
     });
@@ -172,16 +200,114 @@ pub async fn start(
     })
 }
 
-/// Loads every provider once and compiles, without listening anywhere.
+/// Loads every provider once and compiles, without listening anywhere. A
+/// store that cannot be read within [`VALIDATE_TIMEOUT`] is an error of
+/// that provider.
 pub fn validate(config: &StaticConfig) -> Result<(CompileReport, usize), RunError> {
     let mut providers: BTreeMap<String, ProviderUpdate> = BTreeMap::new();
     if let Some(file) = &config.providers.file {
         let update = FileProvider::new(file)?.load();
         providers.insert(update.provider.clone(), update);
     }
+    let stores = store_providers(config)?;
+    if !stores.is_empty() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(RunError::Runtime)?;
+        for provider in stores {
+            let update = runtime.block_on(provider.load_once());
+            providers.insert(update.provider.clone(), update);
+        }
+    }
     let compiled = compile(CompileInput {
         entry_points: &config.entry_points,
         providers: &providers,
     });
     Ok((compiled.report, compiled.resources.routers.len()))
+}
+
+/// How long `validate` waits for each store.
+const VALIDATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A provider that watches a store: Consul KV, Consul Catalog or etcd.
+enum StoreProvider {
+    ConsulKv(ConsulKvProvider),
+    ConsulCatalog(ConsulCatalogProvider),
+    Etcd(EtcdProvider),
+}
+
+/// The store providers the configuration enables, checked for startup errors.
+fn store_providers(config: &StaticConfig) -> Result<Vec<StoreProvider>, RunError> {
+    let providers = &config.providers;
+    let mut stores = Vec::new();
+    if let Some(consul) = &providers.consul {
+        let kv = ConsulKvProvider::from_config(consul)?;
+        stores.extend(kv.into_iter().map(StoreProvider::ConsulKv));
+    }
+    if let Some(catalog) = &providers.consul_catalog {
+        let catalog = ConsulCatalogProvider::from_config(catalog)?;
+        stores.extend(catalog.into_iter().map(StoreProvider::ConsulCatalog));
+    }
+    if let Some(etcd) = &providers.etcd {
+        stores.push(StoreProvider::Etcd(EtcdProvider::new(etcd)?));
+    }
+    Ok(stores)
+}
+
+impl StoreProvider {
+    async fn run(
+        self,
+        updates: mpsc::Sender<ProviderUpdate>,
+        health: Arc<ProviderHealthRegistry>,
+        shutdown: CancellationToken,
+    ) {
+        match self {
+            Self::ConsulKv(provider) => provider.run(updates, health, shutdown).await,
+            Self::ConsulCatalog(provider) => provider.run(updates, health, shutdown).await,
+            Self::Etcd(provider) => provider.run(updates, health, shutdown).await,
+        }
+    }
+
+    /// One read, for `validate`; a store that fails or does not answer is an
+    /// error of the provider.
+    async fn load_once(self) -> ProviderUpdate {
+        let (name, loaded) = match self {
+            Self::ConsulKv(mut provider) => {
+                let loaded = timeout(provider.load()).await;
+                (provider.name().to_owned(), loaded)
+            }
+            Self::ConsulCatalog(mut provider) => {
+                let loaded = timeout(provider.load()).await;
+                (provider.name().to_owned(), loaded)
+            }
+            Self::Etcd(mut provider) => {
+                let loaded = timeout(provider.load()).await;
+                (provider.name().to_owned(), loaded)
+            }
+        };
+        loaded.unwrap_or_else(|message| ProviderUpdate {
+            provider: name.clone(),
+            config: Default::default(),
+            errors: vec![SourceError {
+                location: format!("providers.{name}"),
+                key: None,
+                message,
+            }],
+            origins: BTreeMap::new(),
+        })
+    }
+}
+
+/// `load` within [`VALIDATE_TIMEOUT`], its error as text.
+async fn timeout<E: std::fmt::Display>(
+    load: impl std::future::Future<Output = Result<ProviderUpdate, E>>,
+) -> Result<ProviderUpdate, String> {
+    match tokio::time::timeout(VALIDATE_TIMEOUT, load).await {
+        Ok(Ok(update)) => Ok(update),
+        Ok(Err(error)) => Err(format!("cannot read the store: {error}")),
+        Err(_) => Err(format!(
+            "the store did not answer within {VALIDATE_TIMEOUT:?}"
+        )),
+    }
 }

@@ -278,7 +278,7 @@ impl Runtime {
                     );
                     continue;
                 };
-                let ep_middlewares = entry_point_middlewares[name];
+                let ep_middlewares = entry_point_middlewares.get(name).copied().unwrap_or(&[]);
                 if let Some((_, route)) = routes.iter().find(|(list, _)| *list == ep_middlewares) {
                     table.push(route.clone());
                     continue;

@@ -61,10 +61,18 @@ impl ControlPlane {
             }
         }
         config.push_str(&format!(
-            "providers:\n  file:\n    directory: \"{}\"\n    watch: true\n\
-             controlPlane:\n  grpcAddress: \"{grpc_address}\"\n  apiAddress: \"{}\"\n  \
-             debounce:\n    quietPeriod: {}\n    maxDelay: {}\n",
+            "providers:\n  file:\n    directory: \"{}\"\n    watch: true\n",
             dir.path().join("dynamic").display(),
+        ));
+        for (name, settings) in &options.providers {
+            config.push_str(&format!("  {name}:\n"));
+            for line in settings.lines() {
+                config.push_str(&format!("    {line}\n"));
+            }
+        }
+        config.push_str(&format!(
+            "controlPlane:\n  grpcAddress: \"{grpc_address}\"\n  apiAddress: \"{}\"\n  \
+             debounce:\n    quietPeriod: {}\n    maxDelay: {}\n",
             api_url.trim_start_matches("http://"),
             options.quiet_period,
             options.max_delay,

@@ -26,6 +26,8 @@ pub struct ControlPlaneOptions {
     pub(crate) max_delay: String,
     /// gRPC port on 127.0.0.1 (a free one when `None`).
     pub(crate) grpc_port: Option<u16>,
+    /// More providers beside the file provider: (name, YAML settings).
+    pub(crate) providers: Vec<(String, String)>,
 }
 
 impl Default for ControlPlaneOptions {
@@ -36,6 +38,7 @@ impl Default for ControlPlaneOptions {
             quiet_period: "50ms".to_owned(),
             max_delay: "500ms".to_owned(),
             grpc_port: None,
+            providers: Vec::new(),
         }
     }
 }
@@ -79,6 +82,14 @@ impl ControlPlaneOptions {
     /// tries to reach).
     pub fn grpc_port(mut self, port: u16) -> Self {
         self.grpc_port = Some(port);
+        self
+    }
+
+    /// Another provider beside the file provider: `settings` is YAML written
+    /// under `providers.<name>`, e.g. `provider("consul", "endpoints:
+    /// [\"127.0.0.1:8500\"]")`.
+    pub fn provider(mut self, name: &str, settings: &str) -> Self {
+        self.providers.push((name.to_owned(), settings.to_owned()));
         self
     }
 

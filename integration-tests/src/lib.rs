@@ -44,3 +44,7 @@ pub use raw_http::{RawResponse, raw_get, raw_request};
 pub use streaming::{StreamingBackend, download, upload};
 pub use wait::eventually;
 pub use websocket::WebSocketEchoBackend;
+mod etcd;
+mod fake_consul;
+pub use etcd::Etcd;
+pub use fake_consul::FakeConsul;

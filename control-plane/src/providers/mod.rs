@@ -3,8 +3,11 @@
 //! aggregator. They know nothing of snapshots.
 
 mod backoff;
+mod consul;
+mod etcd;
 mod file;
 mod kv;
+mod publish;
 mod status;
 
 use std::collections::BTreeMap;
@@ -14,6 +17,11 @@ use serde::Serialize;
 
 use crate::dynamic::DynamicConfig;
 
+pub use consul::{
+    ConstraintError, ConsulCatalogError, ConsulCatalogProvider, ConsulError, ConsulKvProvider,
+    DefaultRuleError,
+};
+pub use etcd::{EtcdError, EtcdProvider};
 pub use file::{FileProvider, FileProviderError};
 pub use status::{ProviderHealth, ProviderHealthRegistry, ProviderState};
 

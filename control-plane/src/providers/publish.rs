@@ -34,20 +34,18 @@ impl Publisher {
         }
     }
 
-    /// The provider's name.
-    pub(crate) fn provider(&self) -> &str {
-        &self.provider
+    /// Records that the source answers.
+    pub(crate) fn healthy(&self) {
+        self.health.ok(&self.provider);
     }
 
-    /// Records a good read and sends `update` if it differs from the last
-    /// one sent. False once the provider should stop (`shutdown`, or the
-    /// aggregator is gone).
+    /// Sends `update` if it differs from the last one sent. False once the
+    /// provider should stop (`shutdown`, or the aggregator is gone).
     pub(crate) async fn publish(
         &mut self,
         update: ProviderUpdate,
         shutdown: &CancellationToken,
     ) -> bool {
-        self.health.ok(&self.provider);
         if self.last_sent.as_ref() == Some(&update) {
             return true;
         }

@@ -19,7 +19,7 @@
 //! middleware that is missing, invalid or of a type this proxy does not
 //! implement fails the runtime build, so a router is never served without
 //! its middlewares. State that must survive runtime swaps (verified
-//! credentials here; counters and buckets later) comes from
+//! credentials and digest nonces here; counters and buckets later) comes from
 //! [`MiddlewareStates`](crate::shared::MiddlewareStates) through
 //! [`BuildContext::state`].
 
@@ -28,6 +28,7 @@ mod basic_auth;
 mod chain;
 mod content_type;
 mod credential_cache;
+mod digest_auth;
 mod headers;
 mod htpasswd;
 mod ip_allow_list;
@@ -219,6 +220,7 @@ enum Layer {
     ReplacePath(replace_path::ReplacePath),
     ReplacePathRegex(replace_path_regex::ReplacePathRegex),
     BasicAuth(basic_auth::BasicAuth),
+    DigestAuth(digest_auth::DigestAuth),
     Headers(Box<headers::Headers>),
     RedirectScheme(redirect_scheme::RedirectScheme),
     RedirectRegex(redirect_regex::RedirectRegex),
@@ -256,6 +258,9 @@ impl Middleware {
             Kind::BasicAuth(c) => {
                 Layer::BasicAuth(basic_auth::BasicAuth::new(c, ctx).map_err(failed)?)
             }
+            Kind::DigestAuth(c) => {
+                Layer::DigestAuth(digest_auth::DigestAuth::new(c, ctx).map_err(failed)?)
+            }
             Kind::Headers(c) => Layer::Headers(Box::new(headers::Headers::new(c).map_err(failed)?)),
             Kind::RedirectScheme(c) => {
                 Layer::RedirectScheme(redirect_scheme::RedirectScheme::new(c).map_err(failed)?)
@@ -269,7 +274,6 @@ impl Middleware {
             Kind::ContentType(c) => Layer::ContentType(content_type::ContentType::new(c)),
             // `Chain` never gets here: `Middlewares` expands chains in place.
             Kind::Chain(_)
-            | Kind::DigestAuth(_)
             | Kind::RateLimit(_)
             | Kind::InFlightReq(_)
             | Kind::Retry(_)
@@ -303,6 +307,7 @@ impl Middleware {
             Layer::ReplacePath(m) => m.call(req, ctx, next).await,
             Layer::ReplacePathRegex(m) => m.call(req, ctx, next).await,
             Layer::BasicAuth(m) => m.call(req, ctx, next).await,
+            Layer::DigestAuth(m) => m.call(req, ctx, next).await,
             Layer::Headers(m) => m.call(req, ctx, next).await,
             Layer::RedirectScheme(m) => m.call(req, ctx, next).await,
             Layer::RedirectRegex(m) => m.call(req, ctx, next).await,

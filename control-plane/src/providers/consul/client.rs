@@ -217,12 +217,13 @@ impl ConsulClient {
                 .to_bytes();
             Ok((status, index, body))
         };
-        let (status, index, body) = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| ConsulError::Timeout {
-                url: url.to_owned(),
-                timeout,
-            })??;
+        let (status, index, body) =
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .map_err(|_| ConsulError::Timeout {
+                    url: url.to_owned(),
+                    timeout,
+                })??;
         if status != StatusCode::OK && status != StatusCode::NOT_FOUND {
             let text = String::from_utf8_lossy(&body);
             return Err(ConsulError::Status {
@@ -328,9 +329,17 @@ mod tests {
     #[test]
     fn index_moves_forward_resets_when_it_goes_back_and_is_never_zero() {
         assert_eq!(next_index(0, 12), 12);
-        assert_eq!(next_index(12, 12), 12, "a wait that expired keeps the index");
+        assert_eq!(
+            next_index(12, 12),
+            12,
+            "a wait that expired keeps the index"
+        );
         assert_eq!(next_index(12, 15), 15);
-        assert_eq!(next_index(15, 3), 0, "backwards: start over with a plain read");
+        assert_eq!(
+            next_index(15, 3),
+            0,
+            "backwards: start over with a plain read"
+        );
         assert_eq!(next_index(0, 0), 1, "a zero index would never block");
         assert_eq!(next_index(15, 0), 0);
         assert_eq!(next_index(0, 3), 3);
@@ -338,8 +347,14 @@ mod tests {
 
     #[test]
     fn endpoints_are_host_port_or_http_urls() {
-        assert_eq!(parse_endpoint("127.0.0.1:8500").unwrap(), "http://127.0.0.1:8500");
-        assert_eq!(parse_endpoint("http://consul:8500/").unwrap(), "http://consul:8500");
+        assert_eq!(
+            parse_endpoint("127.0.0.1:8500").unwrap(),
+            "http://127.0.0.1:8500"
+        );
+        assert_eq!(
+            parse_endpoint("http://consul:8500/").unwrap(),
+            "http://consul:8500"
+        );
         assert!(matches!(
             parse_endpoint("https://consul:8501"),
             Err(ConsulError::TlsUnsupported)
@@ -349,6 +364,10 @@ mod tests {
         let tls = ProviderTlsConfig::default();
         let error = ConsulClient::new(&["a:1".to_owned()], &Secret::default(), None, Some(&tls))
             .unwrap_err();
-        assert!(error.to_string().contains("TLS to Consul arrives with the TLS issue"));
+        assert!(
+            error
+                .to_string()
+                .contains("TLS to Consul arrives with the TLS issue")
+        );
     }
 }

@@ -146,16 +146,23 @@ impl Parser<'_> {
         if !is_regex {
             return Ok(Constraint::Tag(value));
         }
-        Regex::new(&value).map(Constraint::TagRegex).map_err(|error| {
-            self.position = start;
-            self.error(&format!("invalid regex `{value}`: {error}"))
-        })
+        Regex::new(&value)
+            .map(Constraint::TagRegex)
+            .map_err(|error| {
+                self.position = start;
+                self.error(&format!("invalid regex `{value}`: {error}"))
+            })
     }
 
     /// A string in backquotes or double quotes.
     fn string(&mut self) -> Result<String, ConstraintError> {
         self.skip_spaces();
-        let Some(quote) = self.rest().chars().next().filter(|c| matches!(c, '`' | '"')) else {
+        let Some(quote) = self
+            .rest()
+            .chars()
+            .next()
+            .filter(|c| matches!(c, '`' | '"'))
+        else {
             return Err(self.error("expected a string in backquotes or double quotes"));
         };
         let body = &self.rest()[1..];
@@ -194,10 +201,26 @@ mod tests {
     fn errors_name_the_expression_and_column() {
         let error = Constraint::parse("Tag(`a`) && Label(`b`)").unwrap_err();
         assert_eq!(error.column, 13);
-        assert!(error.to_string().contains("unknown matcher `Label`"), "{error}");
-        assert!(error.to_string().contains("Tag(`a`) && Label(`b`)"), "{error}");
-        assert!(Constraint::parse("Tag(`a`").unwrap_err().message.contains("`)`"));
-        assert!(Constraint::parse("Tag(`a)").unwrap_err().message.contains("unclosed"));
+        assert!(
+            error.to_string().contains("unknown matcher `Label`"),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("Tag(`a`) && Label(`b`)"),
+            "{error}"
+        );
+        assert!(
+            Constraint::parse("Tag(`a`")
+                .unwrap_err()
+                .message
+                .contains("`)`")
+        );
+        assert!(
+            Constraint::parse("Tag(`a)")
+                .unwrap_err()
+                .message
+                .contains("unclosed")
+        );
         let error = Constraint::parse("TagRegex(`(`)").unwrap_err();
         assert!(error.message.contains("invalid regex"), "{error}");
         assert!(Constraint::parse("Tag(`a`) Tag(`b`)").is_err());

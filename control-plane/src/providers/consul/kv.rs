@@ -44,7 +44,8 @@ pub struct ConsulKvProvider {
 impl ConsulKvProvider {
     /// The providers for `providers.consul`: one, or one per namespace.
     pub fn from_config(config: &ConsulConfig) -> Result<Vec<Self>, ConsulError> {
-        let client = ConsulClient::new(&config.endpoints, &config.token, None, config.tls.as_ref())?;
+        let client =
+            ConsulClient::new(&config.endpoints, &config.token, None, config.tls.as_ref())?;
         let root_key = config.root_key.trim_matches('/').to_owned();
         let provider = |name: String, namespace: Option<&str>| {
             let mut path = format!("/v1/kv/{root_key}?recurse=true");
@@ -99,6 +100,7 @@ impl ConsulKvProvider {
             match answer.and_then(|response| self.update(&response)) {
                 Ok(update) => {
                     backoff.reset();
+                    publisher.healthy();
                     if !publisher.publish(update, &shutdown).await {
                         return;
                     }
@@ -193,7 +195,11 @@ mod tests {
         let providers = provider(&["a", "b"]);
         let names: Vec<_> = providers.iter().map(|p| p.name.clone()).collect();
         assert_eq!(names, ["consul-a", "consul-b"]);
-        assert!(providers[1].path.ends_with("&ns=b"), "{}", providers[1].path);
+        assert!(
+            providers[1].path.ends_with("&ns=b"),
+            "{}",
+            providers[1].path
+        );
     }
 
     #[test]
@@ -217,7 +223,9 @@ mod tests {
         assert_eq!(update.errors.len(), 1);
         assert_eq!(update.errors[0].location, "traefik/http/routers/bad/rule");
 
-        let empty = providers[0].update(&answer(StatusCode::NOT_FOUND, "")).unwrap();
+        let empty = providers[0]
+            .update(&answer(StatusCode::NOT_FOUND, ""))
+            .unwrap();
         assert_eq!(empty.config, Default::default());
         let error = providers[0]
             .update(&answer(StatusCode::OK, "{"))

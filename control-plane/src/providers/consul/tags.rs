@@ -154,7 +154,8 @@ impl CatalogRules {
         for (service, instances) in services {
             for instance in instances {
                 let location = format!("service `{service}` instance `{}`", instance.id);
-                if let Some(config) = self.instance(service, instance, &location, &mut merged.errors)
+                if let Some(config) =
+                    self.instance(service, instance, &location, &mut merged.errors)
                 {
                     merge(&mut http, config, service, &location, &mut merged);
                 }
@@ -237,9 +238,15 @@ impl CatalogRules {
             }
         }
         let mut http = decoded.config.http.unwrap_or_default();
-        self.apply_defaults(service, instance, &overrides, &mut http, &mut |key, message| {
-            errors.push(error(&key, message));
-        });
+        self.apply_defaults(
+            service,
+            instance,
+            &overrides,
+            &mut http,
+            &mut |key, message| {
+                errors.push(error(&key, message));
+            },
+        );
         Some(http)
     }
 
@@ -355,7 +362,10 @@ fn read_override(
                 Ok(weight) => result.weight = Some(weight),
                 Err(_) => report(full_key, format!("invalid weight `{value}`; ignored")),
             },
-            _ => report(full_key, "unknown key (expected port, scheme or weight); ignored".to_owned()),
+            _ => report(
+                full_key,
+                "unknown key (expected port, scheme or weight); ignored".to_owned(),
+            ),
         }
     }
     result
@@ -381,7 +391,9 @@ fn merge(
     for (name, router) in instance.routers {
         match target.routers.entry(name) {
             Entry::Vacant(vacant) => {
-                merged.origins.insert(format!("http.routers.{}", vacant.key()), origin.clone());
+                merged
+                    .origins
+                    .insert(format!("http.routers.{}", vacant.key()), origin.clone());
                 vacant.insert(router);
             }
             Entry::Occupied(existing) if *existing.get() == router => {}
@@ -391,7 +403,9 @@ fn merge(
     for (name, middleware) in instance.middlewares {
         match target.middlewares.entry(name) {
             Entry::Vacant(vacant) => {
-                merged.origins.insert(format!("http.middlewares.{}", vacant.key()), origin.clone());
+                merged
+                    .origins
+                    .insert(format!("http.middlewares.{}", vacant.key()), origin.clone());
                 vacant.insert(middleware);
             }
             Entry::Occupied(existing) if *existing.get() == middleware => {}
@@ -401,7 +415,9 @@ fn merge(
     for (name, service_config) in instance.services {
         match target.services.entry(name) {
             Entry::Vacant(vacant) => {
-                merged.origins.insert(format!("http.services.{}", vacant.key()), origin.clone());
+                merged
+                    .origins
+                    .insert(format!("http.services.{}", vacant.key()), origin.clone());
                 vacant.insert(service_config);
             }
             Entry::Occupied(mut existing) => {
@@ -416,7 +432,8 @@ fn merge(
 /// Adds `other`'s servers to `target` if both are the same load balancer
 /// apart from their servers (or are equal); false on a conflict.
 fn merge_servers(target: &mut ServiceConfig, other: ServiceConfig) -> bool {
-    let (Some(existing), Some(mut added)) = (&mut target.load_balancer, other.load_balancer.clone())
+    let (Some(existing), Some(mut added)) =
+        (&mut target.load_balancer, other.load_balancer.clone())
     else {
         return *target == other;
     };

@@ -20,7 +20,6 @@ mod de;
 mod decode;
 mod tree;
 
-pub(crate) use decode::Decoded;
 pub(crate) use tree::{KeyTree, Node};
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use super::decode::Decoded;
 use super::*;
 use crate::dynamic::Duration;
 

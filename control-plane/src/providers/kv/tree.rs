@@ -122,16 +122,6 @@ impl KeyTree {
             })
             .collect()
     }
-
-    /// The full key of `path` under the root, for messages.
-    pub(crate) fn key_of(&self, path: &[&str]) -> String {
-        let mut key = self.root.clone();
-        for segment in path {
-            key.push(self.separator);
-            key.push_str(segment);
-        }
-        key
-    }
 }
 
 #[cfg(test)]
@@ -174,6 +164,5 @@ mod tests {
         let services = tree.children_mut(&["HTTP", "Services"]);
         assert_eq!(services.len(), 1);
         assert_eq!(services[0].0, "Web");
-        assert_eq!(tree.key_of(&["http", "services"]), "traefik.http.services");
     }
 }
