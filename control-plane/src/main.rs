@@ -30,9 +30,23 @@ fn main() -> ExitCode {
         Command::Run(args) => run_control_plane(&args),
     };
     outcome.unwrap_or_else(|error| {
-        eprintln!("error: {error:#}");
+        eprintln!("error: {}", error_chain(&error));
         ExitCode::FAILURE
     })
+}
+
+/// The error and its causes, skipping a cause whose text the message above
+/// it already includes (library errors often print their source inline).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn load_config(args: &ConfigArgs) -> anyhow::Result<StaticConfig> {

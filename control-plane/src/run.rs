@@ -20,8 +20,8 @@ use crate::grpc::{GrpcError, SnapshotServer};
 use crate::nodes::NodeRegistry;
 use crate::providers::{
     ConsulCatalogError, ConsulCatalogProvider, ConsulError, ConsulKvProvider, EtcdError,
-    EtcdProvider, FileProvider, FileProviderError, ProviderHealthRegistry, ProviderUpdate,
-    SourceError,
+    EtcdProvider, FileProvider, FileProviderError, KubernetesError, KubernetesProvider,
+    ProviderHealthRegistry, ProviderUpdate, SourceError,
 };
 use crate::store::SnapshotStore;
 
@@ -48,6 +48,12 @@ pub enum RunError {
     /// The etcd provider's configuration is unusable.
     #[error("providers.etcd: {0}")]
     EtcdProvider(#[from] EtcdError),
+    /// The Kubernetes Ingress provider's configuration is unusable.
+    #[error("providers.kubernetesIngress: {0}")]
+    KubernetesIngressProvider(#[source] KubernetesError),
+    /// The Kubernetes CRD provider's configuration is unusable.
+    #[error("providers.kubernetesCRD: {0}")]
+    KubernetesCrdProvider(#[source] KubernetesError),
     /// `validate` could not start the runtime that reads the stores.
     #[error("starting the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -230,11 +236,13 @@ pub fn validate(config: &StaticConfig) -> Result<(CompileReport, usize), RunErro
 /// How long `validate` waits for each store.
 const VALIDATE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A provider that watches a store: Consul KV, Consul Catalog or etcd.
+/// A provider that watches a store: Consul KV, Consul Catalog, etcd or a
+/// Kubernetes API server.
 enum StoreProvider {
     ConsulKv(ConsulKvProvider),
     ConsulCatalog(ConsulCatalogProvider),
     Etcd(EtcdProvider),
+    Kubernetes(KubernetesProvider),
 }
 
 /// The store providers the configuration enables, checked for startup errors.
@@ -252,6 +260,15 @@ fn store_providers(config: &StaticConfig) -> Result<Vec<StoreProvider>, RunError
     if let Some(etcd) = &providers.etcd {
         stores.push(StoreProvider::Etcd(EtcdProvider::new(etcd)?));
     }
+    if let Some(ingress) = &providers.kubernetes_ingress {
+        let provider =
+            KubernetesProvider::ingress(ingress).map_err(RunError::KubernetesIngressProvider)?;
+        stores.push(StoreProvider::Kubernetes(provider));
+    }
+    if let Some(crd) = &providers.kubernetes_crd {
+        let provider = KubernetesProvider::crd(crd).map_err(RunError::KubernetesCrdProvider)?;
+        stores.push(StoreProvider::Kubernetes(provider));
+    }
     Ok(stores)
 }
 
@@ -266,6 +283,7 @@ impl StoreProvider {
             Self::ConsulKv(provider) => provider.run(updates, health, shutdown).await,
             Self::ConsulCatalog(provider) => provider.run(updates, health, shutdown).await,
             Self::Etcd(provider) => provider.run(updates, health, shutdown).await,
+            Self::Kubernetes(provider) => provider.run(updates, health, shutdown).await,
         }
     }
 
@@ -285,12 +303,13 @@ impl StoreProvider {
                 let loaded = timeout(provider.load()).await;
                 (provider.name().to_owned(), loaded)
             }
+            Self::Kubernetes(provider) => return provider.load_once(VALIDATE_TIMEOUT).await,
         };
         loaded.unwrap_or_else(|message| ProviderUpdate {
             provider: name.clone(),
             config: Default::default(),
             errors: vec![SourceError {
-                location: format!("providers.{name}"),
+                location: format!("{name} provider"),
                 key: None,
                 message,
             }],

@@ -2,8 +2,9 @@
 //! (through the middlewares, then to the backend) and responses on their way
 //! downstream: a hyper [`Incoming`] streamed through untouched, a small body
 //! the proxy produced itself (error pages, health-check probes), or a body a
-//! middleware wrapped (content sniffing today; compression and buffering use
-//! the same variant).
+//! middleware wrapped (content sniffing, compression, in-flight guards).
+//! [`read_limited`] reads a body whole up to a bound, for the middlewares
+//! that must see or replay it (buffering, retry, forward auth).
 //!
 //! Wrapping a peer's body costs nothing: the `Incoming` variant is a move, so
 //! a request that no middleware touches is streamed exactly as before.
@@ -11,8 +12,8 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -154,6 +155,110 @@ impl Body for ProxyBody {
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::Boxed(body) => body.size_hint(),
         }
+    }
+}
+
+/// A body read whole (buffering, retries, forward auth): its data and
+/// trailers, which make a new [`ProxyBody`] as often as needed (the bytes
+/// are shared, not copied).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Buffered {
+    /// The data frames, concatenated.
+    pub(crate) data: Bytes,
+    /// The trailers, if the body had some.
+    pub(crate) trailers: Option<HeaderMap>,
+}
+
+impl Buffered {
+    /// A body sending the data, then the trailers.
+    pub(crate) fn body(&self) -> ProxyBody {
+        match &self.trailers {
+            None => ProxyBody::full(self.data.clone()),
+            Some(trailers) => ProxyBody::boxed(Replay {
+                data: (!self.data.is_empty()).then(|| self.data.clone()),
+                trailers: Some(trailers.clone()),
+            }),
+        }
+    }
+}
+
+/// What [`read_limited`] got.
+#[derive(Debug)]
+pub(crate) enum Read {
+    /// The whole body, within the limit.
+    Whole(Buffered),
+    /// A body over the limit, as it was: what was read is put back in front.
+    TooLarge(ProxyBody),
+    /// The peer's body failed.
+    Failed(BoxError),
+}
+
+/// Reads `body` whole when it has at most `limit` bytes of data; stops
+/// reading as soon as it has more (a declared length over the limit stops
+/// it before the first read).
+pub(crate) async fn read_limited(mut body: ProxyBody, limit: u64) -> Read {
+    if body.size_hint().lower() > limit {
+        return Read::TooLarge(body);
+    }
+    let mut data = BytesMut::new();
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(error) => return Read::Failed(error),
+        };
+        match frame.into_data() {
+            Ok(chunk) => {
+                data.extend_from_slice(&chunk);
+                if data.len() as u64 > limit {
+                    return Read::TooLarge(ProxyBody::prepend(Frame::data(data.freeze()), body));
+                }
+            }
+            Err(frame) => {
+                if let Ok(map) = frame.into_trailers() {
+                    trailers.get_or_insert_with(HeaderMap::new).extend(map);
+                }
+            }
+        }
+    }
+    Read::Whole(Buffered {
+        data: data.freeze(),
+        trailers,
+    })
+}
+
+/// See [`Buffered::body`].
+#[derive(Debug)]
+struct Replay {
+    data: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+}
+
+impl Body for Replay {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let frame = match this.data.take() {
+            Some(data) => Frame::data(data),
+            None => match this.trailers.take() {
+                Some(trailers) => Frame::trailers(trailers),
+                None => return Poll::Ready(None),
+            },
+        };
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
     }
 }
 

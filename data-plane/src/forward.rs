@@ -12,6 +12,13 @@ use crate::headers::{self, Forwarded};
 use crate::middleware::RequestContext;
 use crate::service::{Protocol, Selected};
 
+/// Marks a response the proxy made because no connection to the server
+/// could be opened (refused, unreachable, dial timeout): the server got
+/// nothing of the request, so sending it again is safe (`retry`). A 502 a
+/// backend sent, or a failure after the request was written, has no mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnectFailed;
+
 /// Forwards `req`, as the middlewares left it, to the selected server.
 pub(crate) async fn forward(
     selected: Selected<'_>,
@@ -103,7 +110,11 @@ pub(crate) async fn forward(
                 error = %crate::report::chain(&error),
                 "forwarding failed"
             );
-            return status_response(status);
+            let mut response = status_response(status);
+            if error.is_connect() {
+                response.extensions_mut().insert(ConnectFailed);
+            }
+            return response;
         }
     };
 

@@ -203,6 +203,7 @@ impl Runtime {
         overrides: &HashMap<String, String>,
     ) -> Result<Built, BuildError> {
         let mut middlewares = Middlewares::new(&resources.middlewares, &shared.middlewares);
+        let mut services = ServiceBuilder::new(&resources.services, shared);
         let mut entry_points = HashMap::new();
         let mut entry_point_middlewares: HashMap<&str, &[String]> = HashMap::new();
         for ep in &resources.entry_points {
@@ -212,7 +213,9 @@ impl Runtime {
                 });
             }
             // Checked here so that an error names the entry point, not a router.
-            middlewares.chain(&[&ep.middlewares]).map_err(|source| {
+            middlewares
+                .chain(&[&ep.middlewares], &mut services)
+                .map_err(|source| {
                 BuildError::EntryPointMiddleware {
                     entry_point: ep.name.clone(),
                     source,
@@ -231,7 +234,6 @@ impl Runtime {
             );
         }
 
-        let mut services = ServiceBuilder::new(&resources.services, shared);
         for router in &resources.routers {
             if router.tls.is_some() {
                 tracing::warn!(
@@ -284,7 +286,7 @@ impl Runtime {
                     continue;
                 }
                 let chain = middlewares
-                    .chain(&[ep_middlewares, &router.middlewares])
+                    .chain(&[ep_middlewares, &router.middlewares], &mut services)
                     .map_err(|source| BuildError::RouterMiddleware {
                         router: router.name.clone(),
                         source,

@@ -57,7 +57,10 @@ impl Etcd {
             if response.status == 200 && response.body.contains("true") {
                 Ok(())
             } else {
-                Err(format!("/health answered {}: {}", response.status, response.body))
+                Err(format!(
+                    "/health answered {}: {}",
+                    response.status, response.body
+                ))
             }
         })
         .await;

@@ -278,7 +278,11 @@ async fn handle(
     let path = request.uri().path().to_owned();
     if method == Method::PUT || method == Method::DELETE {
         let Some(key) = path.strip_prefix("/v1/kv/") else {
-            return Ok(reply(StatusCode::METHOD_NOT_ALLOWED, 0, "method not allowed".into()));
+            return Ok(reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                0,
+                "method not allowed".into(),
+            ));
         };
         let body = request
             .into_body()
@@ -308,11 +312,18 @@ async fn handle(
         return Ok(reply(StatusCode::OK, index, "true".into()));
     }
     if method != Method::GET {
-        return Ok(reply(StatusCode::METHOD_NOT_ALLOWED, 0, "method not allowed".into()));
+        return Ok(reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            0,
+            "method not allowed".into(),
+        ));
     }
 
     // A blocking query: wait for the index to pass `index`, or `wait`.
-    if let Some(wanted) = parameters.get("index").and_then(|index| index.parse::<u64>().ok()) {
+    if let Some(wanted) = parameters
+        .get("index")
+        .and_then(|index| index.parse::<u64>().ok())
+    {
         let wait = parameters
             .get("wait")
             .and_then(|wait| parse_wait(wait))

@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: the whole test suite, runnable on a fresh machine.
 //!
-//! Tests drive real tools (`grpcurl`, `htpasswd`, `openssl`, `wrk`), so missing
+//! Tests drive real tools (`grpcurl`, `htpasswd`, `openssl`, `wrk`, `etcd`), so missing
 //! ones are installed first: Python packages with pip, Debian packages with
 //! apt-get (CI runs as root).
 
@@ -37,6 +37,15 @@ const PREREQUISITES: &[Prerequisite] = &[
     Prerequisite {
         command: "wrk",
         install: Install::Apt("wrk"),
+    },
+    // The etcd provider's scenarios run a real etcd and write keys with etcdctl.
+    Prerequisite {
+        command: "etcd",
+        install: Install::Apt("etcd-server"),
+    },
+    Prerequisite {
+        command: "etcdctl",
+        install: Install::Apt("etcd-client"),
     },
 ];
 

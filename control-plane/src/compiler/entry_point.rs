@@ -44,7 +44,7 @@ pub fn compile_entry_points(
             match resolve_middleware(middleware, providers) {
                 Ok(qualified) => middlewares.push(qualified),
                 Err(message) => {
-                    report.error(&key, format!("http.middlewares: {message}"));
+                    report.error_on_shipped(&key, format!("http.middlewares: {message}"));
                     compiled
                         .broken_middlewares
                         .insert(name.clone(), middleware.to_owned());

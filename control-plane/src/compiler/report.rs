@@ -178,8 +178,19 @@ impl CompileReport {
 
     /// Marks a resource as left out, with the reason.
     pub(crate) fn error(&mut self, key: &ResourceKindName, message: String) {
-        let status = self
-            .resources
+        let status = self.entry(key);
+        status.status = "disabled";
+        status.errors.push(message);
+    }
+
+    /// Records an error on a resource that still ships (an entry point whose
+    /// middleware is broken keeps listening; its routers are left out).
+    pub(crate) fn error_on_shipped(&mut self, key: &ResourceKindName, message: String) {
+        self.entry(key).errors.push(message);
+    }
+
+    fn entry(&mut self, key: &ResourceKindName) -> &mut ResourceStatus {
+        self.resources
             .entry(key.clone())
             .or_insert_with(|| ResourceStatus {
                 kind: key.kind,
@@ -193,9 +204,7 @@ impl CompileReport {
                 status: "disabled",
                 errors: Vec::new(),
                 config: None,
-            });
-        status.status = "disabled";
-        status.errors.push(message);
+            })
     }
 
     /// Records an error the provider found while reading its source.

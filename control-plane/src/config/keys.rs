@@ -82,8 +82,11 @@ static DOMAIN_FIELDS: StructShape =
 static PROVIDERS: StructShape = StructShape::new(&[
     ("providersThrottleDuration", Shape::Text),
     ("file", Shape::Struct(&FILE_PROVIDER)),
-    ("kubernetesIngress", Shape::Opaque),
-    ("kubernetesCRD", Shape::Opaque),
+    (
+        "kubernetesIngress",
+        Shape::Struct(&KUBERNETES_INGRESS_PROVIDER),
+    ),
+    ("kubernetesCRD", Shape::Struct(&KUBERNETES_CRD_PROVIDER)),
     ("kubernetesGateway", Shape::Opaque),
     ("consul", Shape::Struct(&CONSUL_PROVIDER)),
     ("consulCatalog", Shape::Struct(&CONSUL_CATALOG_PROVIDER)),
@@ -168,6 +171,46 @@ static CONSUL_ENDPOINT: StructShape = StructShape::new(&[
     ("tls", Shape::Struct(&PROVIDER_TLS)),
     ("httpAuth", Shape::Struct(&HTTP_AUTH)),
 ]);
+
+/// `--providers.<name>=true` enables the provider with its defaults.
+static KUBERNETES_INGRESS_PROVIDER: StructShape = StructShape {
+    fields: &[
+        ("endpoint", Shape::Text),
+        ("token", Shape::Text),
+        ("certAuthFilePath", Shape::Text),
+        ("namespaces", Shape::List(&Shape::Text)),
+        ("labelSelector", Shape::Text),
+        ("ingressClass", Shape::Text),
+        ("throttleDuration", Shape::Text),
+        ("allowExternalNameServices", Shape::Bool),
+        ("allowEmptyServices", Shape::Bool),
+        ("ingressEndpoint", Shape::Struct(&INGRESS_ENDPOINT)),
+    ],
+    scalar: ScalarForm::Enables,
+};
+
+static INGRESS_ENDPOINT: StructShape = StructShape::new(&[
+    ("ip", Shape::Text),
+    ("hostname", Shape::Text),
+    ("publishedService", Shape::Text),
+]);
+
+/// `--providers.<name>=true` enables the provider with its defaults.
+static KUBERNETES_CRD_PROVIDER: StructShape = StructShape {
+    fields: &[
+        ("endpoint", Shape::Text),
+        ("token", Shape::Text),
+        ("certAuthFilePath", Shape::Text),
+        ("namespaces", Shape::List(&Shape::Text)),
+        ("labelSelector", Shape::Text),
+        ("ingressClass", Shape::Text),
+        ("throttleDuration", Shape::Text),
+        ("allowCrossNamespace", Shape::Bool),
+        ("allowExternalNameServices", Shape::Bool),
+        ("allowEmptyServices", Shape::Bool),
+    ],
+    scalar: ScalarForm::Enables,
+};
 
 static HTTP_AUTH: StructShape =
     StructShape::new(&[("username", Shape::Text), ("password", Shape::Text)]);
@@ -281,6 +324,9 @@ mod tests {
         assert_same_keys::<EtcdConfig>(&ETCD_PROVIDER);
         assert_same_keys::<ProviderTlsConfig>(&PROVIDER_TLS);
         assert_same_keys::<HttpAuthConfig>(&HTTP_AUTH);
+        assert_same_keys::<KubernetesIngressConfig>(&KUBERNETES_INGRESS_PROVIDER);
+        assert_same_keys::<IngressEndpointConfig>(&INGRESS_ENDPOINT);
+        assert_same_keys::<KubernetesCrdConfig>(&KUBERNETES_CRD_PROVIDER);
         assert_same_keys::<LogConfig>(&LOG);
         assert_same_keys::<ControlPlaneConfig>(&CONTROL_PLANE);
         assert_same_keys::<DebounceConfig>(&DEBOUNCE);

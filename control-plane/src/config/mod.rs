@@ -36,6 +36,7 @@
 
 mod entry_point;
 mod keys;
+mod kubernetes;
 mod load;
 mod providers;
 mod shape;
@@ -44,6 +45,7 @@ mod static_config;
 mod tests;
 
 pub use entry_point::*;
+pub use kubernetes::*;
 pub use load::{ConfigOrigin, StaticConfigError, StaticConfigSources, default_config_file};
 pub use providers::*;
 pub use static_config::*;

@@ -4,7 +4,7 @@
 //! its key. Entry points are in `entry_point.rs`.
 //!
 //! Sections Sluice does not act on yet (`api`, `metrics`, the Docker and
-//! Kubernetes providers...) are kept as opaque JSON so Traefik files load.
+//! Kubernetes Gateway provider...) are kept as opaque JSON so Traefik files load.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,6 +15,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 use super::entry_point::EntryPointConfig;
+use super::kubernetes::{KubernetesCrdConfig, KubernetesIngressConfig};
 use super::providers::{ConsulCatalogConfig, ConsulConfig, EtcdConfig};
 use crate::dynamic::Duration;
 
@@ -87,12 +88,12 @@ pub struct ProvidersConfig {
     /// Read dynamic configuration from a file or a directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<FileProviderConfig>,
-    /// Traefik's Kubernetes Ingress provider settings.
+    /// Read routes from Kubernetes Ingresses.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub kubernetes_ingress: Option<serde_json::Value>,
-    /// Traefik's Kubernetes CRD provider settings.
+    pub kubernetes_ingress: Option<KubernetesIngressConfig>,
+    /// Read routes from Traefik's Kubernetes custom resources.
     #[serde(rename = "kubernetesCRD", skip_serializing_if = "Option::is_none")]
-    pub kubernetes_crd: Option<serde_json::Value>,
+    pub kubernetes_crd: Option<KubernetesCrdConfig>,
     /// Traefik's Kubernetes Gateway API provider settings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubernetes_gateway: Option<serde_json::Value>,

@@ -31,6 +31,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
 use super::backoff::Backoff;
+use super::consul::with_causes;
 use super::kv::KeyTree;
 use super::publish::Publisher;
 use super::{ProviderHealthRegistry, ProviderUpdate, SourceError};
@@ -69,13 +70,12 @@ pub enum EtcdError {
     #[error("TLS to etcd arrives with the TLS issue; use a plain `http` endpoint")]
     TlsUnsupported,
     /// The endpoint could not be reached.
-    #[error("cannot connect to etcd at {endpoint}: {source}")]
+    #[error("cannot connect to etcd at {endpoint}: {reason}")]
     Connect {
         /// The endpoint.
         endpoint: String,
-        /// Why.
-        #[source]
-        source: tonic::transport::Error,
+        /// Why, with its causes.
+        reason: String,
     },
     /// A call failed.
     #[error("etcd {call} at {endpoint}: {message}")]
@@ -261,16 +261,16 @@ impl EtcdProvider {
     async fn connect(&self) -> Result<Session, EtcdError> {
         let endpoint = self.endpoints[self.current].clone();
         let channel = Endpoint::from_shared(endpoint.clone())
-            .map_err(|source| EtcdError::Connect {
+            .map_err(|error| EtcdError::Connect {
                 endpoint: endpoint.clone(),
-                source,
+                reason: with_causes(&error),
             })?
             .connect_timeout(CONNECT_TIMEOUT)
             .connect()
             .await
-            .map_err(|source| EtcdError::Connect {
+            .map_err(|error| EtcdError::Connect {
                 endpoint: endpoint.clone(),
-                source,
+                reason: with_causes(&error),
             })?;
         let mut session = Session {
             endpoint,

@@ -6,6 +6,7 @@ mod backoff;
 mod consul;
 mod etcd;
 mod file;
+mod kubernetes;
 mod kv;
 mod publish;
 mod status;
@@ -23,6 +24,7 @@ pub use consul::{
 };
 pub use etcd::{EtcdError, EtcdProvider};
 pub use file::{FileProvider, FileProviderError};
+pub use kubernetes::{KubernetesError, KubernetesProvider};
 pub use status::{ProviderHealth, ProviderHealthRegistry, ProviderState};
 
 /// The latest complete view of one provider.

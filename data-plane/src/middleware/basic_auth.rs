@@ -8,11 +8,13 @@
 //!
 //! Verification: an unknown user is checked against another user's hash and
 //! rejected, so it costs what a known one does; slow hashes run on the
-//! blocking pool, not on the async workers; successful checks are cached
+//! blocking pool, not on the async workers, at most two per core at once
+//! across the proxy (a password flood queues for [`SLOW_CHECKS`] rather than
+//! taking the whole blocking pool); successful checks are cached
 //! ([`CredentialCache`]) so bcrypt is paid once per client, not per request.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -21,11 +23,19 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use sluice_proto::v1;
+use tokio::sync::Semaphore;
 
 use super::credential_cache::{CAPACITY, CredentialCache};
 use super::htpasswd::Hash;
 use super::{BuildContext, MiddlewareBuildError, Next, RequestContext};
 use crate::body::ProxyBody;
+
+/// Slow hash checks (bcrypt, SHA-crypt) running at once, for the whole
+/// proxy: two per core.
+static SLOW_CHECKS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    Arc::new(Semaphore::new(2 * cores))
+});
 
 /// Realm when the snapshot leaves it empty.
 const DEFAULT_REALM: &str = "traefik";
@@ -141,9 +151,17 @@ impl BasicAuth {
             (None, None) => return false,
         };
         let matches = if hash.is_slow() {
-            tokio::task::spawn_blocking(move || hash.verify(&password))
-                .await
-                .unwrap_or(false)
+            // The semaphore is never closed. The permit goes with the check, so
+            // a client that leaves does not free it before the check ends.
+            let Ok(permit) = SLOW_CHECKS.clone().acquire_owned().await else {
+                return false;
+            };
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                hash.verify(&password)
+            })
+            .await
+            .unwrap_or(false)
         } else {
             hash.verify(&password)
         };
@@ -187,6 +205,7 @@ mod tests {
         Backend, build_error, config, headers, request, send, send_with, shared_state, text,
     };
     use super::*;
+    use crate::service::ServiceBuilder;
     use sluice_proto::v1::middleware::Kind;
 
     /// `htpasswd -nbm myusername secret` (the issue's `htpasswd -c` line shape).
@@ -372,6 +391,7 @@ mod tests {
             name: "auth@test",
             states: &shared.middlewares,
             used: &mut ctx_used,
+            services: &mut ServiceBuilder::new(&[], &shared),
         };
         let Some(Kind::BasicAuth(config)) = &middleware.kind else {
             unreachable!()
@@ -393,6 +413,7 @@ mod tests {
             name: "auth@test",
             states: &shared.middlewares,
             used: &mut ctx_used,
+            services: &mut ServiceBuilder::new(&[], &shared),
         };
         let rebuilt = BasicAuth::new(&changed, &mut ctx).unwrap();
         assert!(

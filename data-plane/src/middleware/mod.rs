@@ -19,27 +19,41 @@
 //! middleware that is missing, invalid or of a type this proxy does not
 //! implement fails the runtime build, so a router is never served without
 //! its middlewares. State that must survive runtime swaps (verified
-//! credentials and digest nonces here; counters and buckets later) comes from
+//! credentials, digest nonces, rate-limit buckets, in-flight counters,
+//! circuit-breaker state) comes from
 //! [`MiddlewareStates`](crate::shared::MiddlewareStates) through
-//! [`BuildContext::state`].
+//! [`BuildContext::state`], keyed by the [`fingerprint`] of the options it
+//! depends on. Middlewares that call a service (`errors`) resolve it while
+//! building, through the runtime's [`ServiceBuilder`].
 
 mod add_prefix;
 mod basic_auth;
+mod breaker_metrics;
+mod buffering;
 mod chain;
+mod circuit_breaker;
+mod compress;
 mod content_type;
 mod credential_cache;
 mod digest_auth;
+mod errors_page;
+mod forward_auth;
+mod grpc_web;
 mod headers;
 mod htpasswd;
+mod in_flight_req;
 mod ip_allow_list;
 mod ip_strategy;
 #[cfg(test)]
 mod proxy_tests;
+mod rate_limit;
 mod redirect_regex;
 mod redirect_scheme;
 mod replace_path;
 mod replace_path_regex;
+mod retry;
 mod sniff;
+mod source_criterion;
 mod strip_prefix;
 mod strip_prefix_regex;
 #[cfg(test)]
@@ -51,9 +65,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::{Request, Response};
+use sha2::{Digest, Sha256};
 use sluice_proto::v1::{self, middleware::Kind};
 
 use crate::body::ProxyBody;
+use crate::service::{Service, ServiceBuilder, ServiceError};
 use crate::shared::{MiddlewareStates, StateKey};
 
 pub(crate) use chain::{Chain, Next, RequestContext};
@@ -140,6 +156,27 @@ pub enum MiddlewareBuildError {
         /// The value.
         value: u32,
     },
+    /// An option's value is out of range.
+    #[error("{option} `{value}`: {reason}")]
+    Invalid {
+        /// The option, as Traefik names it.
+        option: &'static str,
+        /// The value as written.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A service the middleware calls cannot be built.
+    #[error("{option} `{name}`")]
+    Service {
+        /// The option, as Traefik names it.
+        option: &'static str,
+        /// The service's qualified name.
+        name: String,
+        /// Why.
+        #[source]
+        source: ServiceError,
+    },
     /// An option this proxy version cannot honour.
     #[error("{0}: not supported by this proxy version")]
     UnsupportedOption(&'static str),
@@ -180,6 +217,25 @@ impl MiddlewareBuildError {
     }
 }
 
+/// A fingerprint (SHA-256) of a middleware's options, to key the state
+/// that depends on them.
+pub(crate) fn fingerprint(config: &impl prost::Message) -> [u8; 32] {
+    Sha256::digest(config.encode_to_vec()).into()
+}
+
+/// Resolves the services middlewares call, each built once per runtime
+/// with the routers' services.
+pub(crate) trait Services: std::fmt::Debug {
+    /// The service named `name`.
+    fn service(&mut self, name: &str) -> Result<Arc<Service>, ServiceError>;
+}
+
+impl Services for ServiceBuilder<'_> {
+    fn service(&mut self, name: &str) -> Result<Arc<Service>, ServiceError> {
+        self.get(name)
+    }
+}
+
 /// What a constructor may use besides its options.
 #[derive(Debug)]
 pub(crate) struct BuildContext<'a> {
@@ -187,9 +243,25 @@ pub(crate) struct BuildContext<'a> {
     name: &'a str,
     states: &'a MiddlewareStates,
     used: &'a mut Vec<StateKey>,
+    services: &'a mut dyn Services,
 }
 
 impl BuildContext<'_> {
+    /// The service named `name`, which option `option` references.
+    pub(crate) fn service(
+        &mut self,
+        option: &'static str,
+        name: &str,
+    ) -> Result<Arc<Service>, MiddlewareBuildError> {
+        self.services
+            .service(name)
+            .map_err(|source| MiddlewareBuildError::Service {
+                option,
+                name: name.to_owned(),
+                source,
+            })
+    }
+
     /// The long-lived state of this middleware for options hashing to
     /// `fingerprint`, made by `init` when there is none yet; it survives
     /// runtime swaps as long as a runtime keeps asking for it.
@@ -226,6 +298,15 @@ enum Layer {
     RedirectRegex(redirect_regex::RedirectRegex),
     IpAllowList(ip_allow_list::IpAllowList),
     ContentType(content_type::ContentType),
+    RateLimit(rate_limit::RateLimit),
+    InFlightReq(in_flight_req::InFlightReq),
+    Retry(retry::Retry),
+    CircuitBreaker(circuit_breaker::CircuitBreaker),
+    Compress(Box<compress::Compress>),
+    Buffering(buffering::Buffering),
+    Errors(errors_page::ErrorsPage),
+    ForwardAuth(Box<forward_auth::ForwardAuth>),
+    GrpcWeb(grpc_web::GrpcWeb),
 }
 
 impl Middleware {
@@ -272,18 +353,27 @@ impl Middleware {
                 Layer::IpAllowList(ip_allow_list::IpAllowList::new(c).map_err(failed)?)
             }
             Kind::ContentType(c) => Layer::ContentType(content_type::ContentType::new(c)),
+            Kind::RateLimit(c) => {
+                Layer::RateLimit(rate_limit::RateLimit::new(c, ctx).map_err(failed)?)
+            }
+            Kind::InFlightReq(c) => {
+                Layer::InFlightReq(in_flight_req::InFlightReq::new(c, ctx).map_err(failed)?)
+            }
+            Kind::Retry(c) => Layer::Retry(retry::Retry::new(c).map_err(failed)?),
+            Kind::CircuitBreaker(c) => Layer::CircuitBreaker(
+                circuit_breaker::CircuitBreaker::new(c, ctx).map_err(failed)?,
+            ),
+            Kind::Compress(c) => {
+                Layer::Compress(Box::new(compress::Compress::new(c).map_err(failed)?))
+            }
+            Kind::Buffering(c) => Layer::Buffering(buffering::Buffering::new(c).map_err(failed)?),
+            Kind::Errors(c) => Layer::Errors(errors_page::ErrorsPage::new(c, ctx).map_err(failed)?),
+            Kind::ForwardAuth(c) => Layer::ForwardAuth(Box::new(
+                forward_auth::ForwardAuth::new(c).map_err(failed)?,
+            )),
+            Kind::GrpcWeb(c) => Layer::GrpcWeb(grpc_web::GrpcWeb::new(c)),
             // `Chain` never gets here: `Middlewares` expands chains in place.
-            Kind::Chain(_)
-            | Kind::RateLimit(_)
-            | Kind::InFlightReq(_)
-            | Kind::Retry(_)
-            | Kind::CircuitBreaker(_)
-            | Kind::Compress(_)
-            | Kind::Buffering(_)
-            | Kind::Errors(_)
-            | Kind::ForwardAuth(_)
-            | Kind::GrpcWeb(_)
-            | Kind::PassTlsClientCert(_) => {
+            Kind::Chain(_) | Kind::PassTlsClientCert(_) => {
                 return Err(MiddlewareError::Unsupported {
                     name: config.name.clone(),
                     kind: kind_name(kind),
@@ -313,6 +403,15 @@ impl Middleware {
             Layer::RedirectRegex(m) => m.call(req, ctx, next).await,
             Layer::IpAllowList(m) => m.call(req, ctx, next).await,
             Layer::ContentType(m) => m.call(req, ctx, next).await,
+            Layer::RateLimit(m) => m.call(req, ctx, next).await,
+            Layer::InFlightReq(m) => m.call(req, ctx, next).await,
+            Layer::Retry(m) => m.call(req, ctx, next).await,
+            Layer::CircuitBreaker(m) => m.call(req, ctx, next).await,
+            Layer::Compress(m) => m.call(req, ctx, next).await,
+            Layer::Buffering(m) => m.call(req, ctx, next).await,
+            Layer::Errors(m) => m.call(req, ctx, next).await,
+            Layer::ForwardAuth(m) => m.call(req, ctx, next).await,
+            Layer::GrpcWeb(m) => m.call(req, ctx, next).await,
         }
     }
 }
@@ -339,12 +438,17 @@ impl<'a> Middlewares<'a> {
     }
 
     /// The chain of the middlewares named in `lists`, in order, `chain`
-    /// middlewares expanded in place.
-    pub(crate) fn chain(&mut self, lists: &[&[String]]) -> Result<Chain, MiddlewareError> {
+    /// middlewares expanded in place; the services they call come from
+    /// `services`.
+    pub(crate) fn chain(
+        &mut self,
+        lists: &[&[String]],
+        services: &mut dyn Services,
+    ) -> Result<Chain, MiddlewareError> {
         let mut chain = Vec::new();
         let mut including = Vec::new();
         for name in lists.iter().flat_map(|list| list.iter()) {
-            self.expand(name, &mut including, &mut chain)?;
+            self.expand(name, &mut including, &mut chain, services)?;
         }
         Ok(Chain::new(chain))
     }
@@ -359,6 +463,7 @@ impl<'a> Middlewares<'a> {
         name: &str,
         including: &mut Vec<&'a str>,
         chain: &mut Vec<Arc<Middleware>>,
+        services: &mut dyn Services,
     ) -> Result<(), MiddlewareError> {
         let config = *self
             .configs
@@ -372,7 +477,7 @@ impl<'a> Middlewares<'a> {
             }
             including.push(name);
             for member in &members.middlewares {
-                self.expand(member, including, chain)?;
+                self.expand(member, including, chain, services)?;
             }
             including.pop();
             return Ok(());
@@ -385,6 +490,7 @@ impl<'a> Middlewares<'a> {
             name,
             states: self.states,
             used: &mut self.used_states,
+            services,
         };
         let built = Arc::new(Middleware::build(config, &mut ctx)?);
         self.built.insert(name, built.clone());

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Middlewares, RequestContext};
 use crate::body::ProxyBody;
 use crate::dispatch::ConnInfo;
-use crate::service::UpstreamConfig;
+use crate::service::{ServiceBuilder, UpstreamConfig};
 use crate::shared::SharedState;
 
 /// What a fake backend answers with.
@@ -120,7 +120,10 @@ pub(crate) async fn send_with(
 ) -> Response<ProxyBody> {
     let mut middlewares = Middlewares::new(configs, &shared.middlewares);
     let names: Vec<String> = configs.iter().map(|c| c.name.clone()).collect();
-    let chain = middlewares.chain(&[&names]).expect("the middlewares build");
+    let mut services = ServiceBuilder::new(&[], shared);
+    let chain = middlewares
+        .chain(&[&names], &mut services)
+        .expect("the middlewares build");
     let conn = ConnInfo::new("web".into(), peer.parse::<SocketAddr>().unwrap());
     let mut ctx = RequestContext::new(shared, &conn, "router@test");
     chain.run_to(req, &mut ctx, backend).await
@@ -175,7 +178,8 @@ pub(crate) fn build_error(config: v1::Middleware) -> String {
     let configs = [config];
     let mut middlewares = Middlewares::new(&configs, &shared.middlewares);
     let names = [configs[0].name.clone()];
-    match middlewares.chain(&[&names]) {
+    let mut services = ServiceBuilder::new(&[], &shared);
+    match middlewares.chain(&[&names], &mut services) {
         Ok(_) => panic!("the middleware built"),
         Err(error) => crate::report::chain(&error),
     }

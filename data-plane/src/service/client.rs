@@ -61,6 +61,11 @@ pub(crate) enum SendError {
 }
 
 impl SendError {
+    /// True when no connection could be opened: nothing was sent.
+    pub(crate) fn is_connect(&self) -> bool {
+        matches!(self, Self::Connect(_))
+    }
+
     /// The status the client gets: 504 for timeouts, 502 otherwise.
     pub(crate) fn status(&self) -> StatusCode {
         let timed_out = match self {

@@ -3,4 +3,5 @@
 //! capability, so the suite links once.
 
 mod control_plane;
+mod providers;
 mod proxy;

@@ -6,7 +6,8 @@
 //! next request waits on the `X-Consul-Index` of the last answer; an index
 //! that goes backwards resets to 0 (a plain read starts the loop over), and
 //! an index of 0 in an answer is treated as 1 so that a buggy server cannot
-//! turn the loop into a busy one.
+//! turn the loop into a busy one. After a failed request the query starts
+//! over with a plain read too, so a recovered agent is noticed at once.
 
 use std::time::Duration;
 
@@ -38,17 +39,20 @@ pub enum ConsulError {
     /// No endpoint is configured.
     #[error("no Consul endpoint is configured")]
     NoEndpoint,
+    /// The token or basic authentication cannot be sent in a header.
+    #[error("the {0} contains characters that cannot be sent in an HTTP header")]
+    Credentials(&'static str),
     /// TLS (or an `https` endpoint) is configured.
     #[error("TLS to Consul arrives with the TLS issue; use a plain `http` endpoint")]
     TlsUnsupported,
     /// The request could not be sent or answered.
-    #[error("GET {url}: {source}")]
+    #[error("GET {url}: {reason}")]
     Request {
         /// What was asked.
         url: String,
-        /// Why it failed.
-        #[source]
-        source: hyper_util::client::legacy::Error,
+        /// Why it failed, with its causes (`client error (Connect):
+        /// connection refused`).
+        reason: String,
     },
     /// The answer's body could not be read.
     #[error("GET {url}: reading the body: {source}")]
@@ -117,7 +121,8 @@ pub(crate) struct ConsulClient {
     endpoints: Vec<String>,
     /// The endpoint used next; moves on after a failure.
     current: usize,
-    token: Secret,
+    /// `X-Consul-Token` header value.
+    token: Option<HeaderValue>,
     /// `Authorization` header value for basic authentication.
     authorization: Option<HeaderValue>,
     http: Client<HttpConnector, Empty<Bytes>>,
@@ -141,18 +146,20 @@ impl ConsulClient {
             .iter()
             .map(|endpoint| parse_endpoint(endpoint))
             .collect::<Result<Vec<_>, _>>()?;
-        let authorization = basic_auth.map(|(user, password)| {
-            let credentials = base64::engine::general_purpose::STANDARD
-                .encode(format!("{user}:{}", password.expose()));
-            let mut value = HeaderValue::from_str(&format!("Basic {credentials}"))
-                .unwrap_or_else(|_| HeaderValue::from_static(""));
-            value.set_sensitive(true);
-            value
-        });
+        let token = (!token.is_empty())
+            .then(|| sensitive_header(token.expose(), "ACL token"))
+            .transpose()?;
+        let authorization = basic_auth
+            .map(|(user, password)| {
+                let credentials = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{}", password.expose()));
+                sensitive_header(&format!("Basic {credentials}"), "basic authentication")
+            })
+            .transpose()?;
         Ok(Self {
             endpoints,
             current: 0,
-            token: token.clone(),
+            token,
             authorization,
             http: Client::builder(TokioExecutor::new()).build_http(),
         })
@@ -175,11 +182,8 @@ impl ConsulClient {
 
     async fn fetch(&self, url: &str, timeout: Duration) -> Result<ConsulResponse, ConsulError> {
         let mut request = Request::get(url);
-        if !self.token.is_empty() {
-            if let Ok(mut value) = HeaderValue::from_str(self.token.expose()) {
-                value.set_sensitive(true);
-                request = request.header("X-Consul-Token", value);
-            }
+        if let Some(token) = &self.token {
+            request = request.header("X-Consul-Token", token.clone());
         }
         if let Some(authorization) = &self.authorization {
             request = request.header(http::header::AUTHORIZATION, authorization.clone());
@@ -195,9 +199,9 @@ impl ConsulClient {
                 self.http
                     .request(request)
                     .await
-                    .map_err(|source| ConsulError::Request {
+                    .map_err(|error| ConsulError::Request {
                         url: url.to_owned(),
-                        source,
+                        reason: with_causes(&error),
                     })?;
             let status = response.status();
             let index = response
@@ -239,6 +243,28 @@ impl ConsulClient {
             url: url.to_owned(),
         })
     }
+}
+
+/// An error and its causes, `: `-separated.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let message = error.to_string();
+        if !text.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = error.source();
+    }
+    text
+}
+
+/// A header value marked sensitive, so that it is never logged.
+fn sensitive_header(value: &str, what: &'static str) -> Result<HeaderValue, ConsulError> {
+    let mut header = HeaderValue::from_str(value).map_err(|_| ConsulError::Credentials(what))?;
+    header.set_sensitive(true);
+    Ok(header)
 }
 
 /// `host:port` or `http://host:port` as `http://host:port`.
@@ -305,7 +331,16 @@ impl BlockingQuery {
         };
         // Consul adds up to wait/16 of jitter; allow for it and the network.
         let timeout = self.wait + self.wait / 16 + Duration::from_secs(10);
-        let response = client.get(&url, timeout).await?;
+        let response = match client.get(&url, timeout).await {
+            Ok(response) => response,
+            Err(error) => {
+                // The next answer may come from another agent, or after a
+                // restore: start over with a plain read, which also shows at
+                // once that Consul is back.
+                self.index = 0;
+                return Err(error);
+            }
+        };
         self.index = next_index(self.index, response.index);
         Ok(response)
     }

@@ -11,6 +11,7 @@ mod tags;
 
 pub use catalog::{ConsulCatalogError, ConsulCatalogProvider};
 pub use client::ConsulError;
+pub(crate) use client::with_causes;
 pub use constraints::ConstraintError;
 pub use kv::ConsulKvProvider;
 pub use tags::DefaultRuleError;

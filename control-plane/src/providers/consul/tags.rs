@@ -175,10 +175,10 @@ impl CatalogRules {
         location: &str,
         errors: &mut Vec<SourceError>,
     ) -> Option<HttpConfig> {
-        if let Some(constraints) = &self.constraints {
-            if !constraints.matches(&instance.tags) {
-                return None;
-            }
+        if let Some(constraints) = &self.constraints
+            && !constraints.matches(&instance.tags)
+        {
+            return None;
         }
         let error = |key: &str, message: String| SourceError {
             location: location.to_owned(),
@@ -187,10 +187,10 @@ impl CatalogRules {
         };
         let mut tree = KeyTree::new(&self.prefix, '.');
         for tag in &instance.tags {
-            if let Some((key, value)) = tag.split_once('=') {
-                if let Err(failure) = tree.insert(key.trim(), value) {
-                    errors.push(error(&failure.location, failure.message));
-                }
+            if let Some((key, value)) = tag.split_once('=')
+                && let Err(failure) = tree.insert(key.trim(), value)
+            {
+                errors.push(error(&failure.location, failure.message));
             }
         }
         let enable_key = format!("{}.enable", self.prefix);

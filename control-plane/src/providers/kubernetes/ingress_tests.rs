@@ -1,0 +1,1 @@
+//! Ingress building, on clusters made from manifests.
