@@ -4,8 +4,8 @@
 //! Sluice's additions (`/api/nodes`, `/api/snapshot`, `/api/providers`). It
 //! only reads the compile report, the store, the node registry and the
 //! providers' health, and never prints secret material: configurations are
-//! redacted by the compiler's report, and certificates are shown by name and
-//! origin only.
+//! redacted by the compiler's report, and certificates are shown by name,
+//! origin, names covered and expiry only (`/api/certificates`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -74,6 +74,7 @@ pub(crate) async fn serve_admin(
             get(|State(state): State<AdminState>| async move { Json(state.providers.snapshot()) }),
         )
         .route("/api/snapshot", get(snapshot))
+        .route("/api/certificates", get(certificates))
         .with_state(AdminState {
             store,
             nodes,
@@ -233,6 +234,36 @@ async fn node_list(State(state): State<AdminState>) -> Json<Vec<NodeView>> {
     )
 }
 
+/// The certificates of the current snapshot: names, origin and expiry,
+/// never the key.
+async fn certificates(State(state): State<AdminState>) -> Json<Vec<Value>> {
+    let resources = state
+        .store
+        .current()
+        .and_then(|current| current.snapshot.resources.clone())
+        .unwrap_or_default();
+    Json(
+        resources
+            .certificates
+            .iter()
+            .map(certificate_summary)
+            .collect(),
+    )
+}
+
+fn certificate_summary(certificate: &sluice_proto::v1::Certificate) -> Value {
+    let not_after = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::try_from(certificate.not_after_unix).unwrap_or(0));
+    json!({
+        "name": certificate.name,
+        "sans": certificate.sans,
+        "notAfter": humantime::format_rfc3339_seconds(not_after).to_string(),
+        "notAfterUnix": certificate.not_after_unix,
+        "origin": certificate.origin,
+        "stores": certificate.stores,
+    })
+}
+
 /// What the current snapshot routes, without secret material.
 async fn snapshot(State(state): State<AdminState>) -> Response {
     let Some(current) = state.store.current() else {
@@ -265,8 +296,9 @@ async fn snapshot(State(state): State<AdminState>) -> Response {
         "middlewares": resources.middlewares.iter().map(|middleware| json!({
             "name": middleware.name, "contentVersion": middleware.content_version,
         })).collect::<Vec<_>>(),
-        "certificates": resources.certificates.iter().map(|certificate| json!({
-            "name": certificate.name, "origin": certificate.origin, "stores": certificate.stores,
+        "certificates": resources.certificates.iter().map(certificate_summary).collect::<Vec<_>>(),
+        "serversTransports": resources.servers_transports.iter().map(|transport| json!({
+            "name": transport.name, "contentVersion": transport.content_version,
         })).collect::<Vec<_>>(),
     }))
     .into_response()

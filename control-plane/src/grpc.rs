@@ -1,6 +1,10 @@
 //! `sluice.v1.SnapshotService` over tonic, plus server reflection (v1 and
 //! v1alpha) and `grpc.health.v1.Health`, so `grpcurl` works out of the box.
 //!
+//! The listener can require TLS (with client certificates when a client CA
+//! is configured) and a bearer token on `SnapshotService` calls (checked in
+//! constant time; reflection and health stay open): see [`LinkSecurity`].
+//!
 //! Each Watch stream has at most one update in flight: the next is computed
 //! only after the proxy acknowledged (or rejected) the previous one, from the
 //! latest snapshot at that moment, so bursts of changes coalesce.
@@ -21,6 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+pub(crate) use crate::link_security::LinkSecurity;
 use crate::nodes::{Connection, NodeRegistry};
 use crate::store::SnapshotStore;
 
@@ -33,6 +38,22 @@ pub enum GrpcError {
     /// The reflection service could not read the protocol's descriptors.
     #[error("building the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// A file of `controlPlane.tls` cannot be read.
+    #[error("{key} `{path}`: {source}")]
+    TlsFile {
+        /// The configuration key.
+        key: &'static str,
+        /// The path as configured.
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `controlPlane.tls` is incomplete.
+    #[error("controlPlane.tls: {0}")]
+    TlsConfig(&'static str),
+    /// The TLS configuration is refused by the gRPC server.
+    #[error("controlPlane.tls: {0}")]
+    Tls(#[source] tonic::transport::Error),
     /// The listener failed.
     #[error("gRPC server on {address}: {source}")]
     Serve {
@@ -64,8 +85,13 @@ impl SnapshotServer {
         }
     }
 
-    /// Serves the snapshot service, reflection and health on `listener` until `shutdown`.
-    pub(crate) async fn serve(self, listener: tokio::net::TcpListener) -> Result<(), GrpcError> {
+    /// Serves the snapshot service, reflection and health on `listener` until
+    /// `shutdown`, with TLS and a token check as `security` says.
+    pub(crate) async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        security: LinkSecurity,
+    ) -> Result<(), GrpcError> {
         let shutdown = self.shutdown.clone();
         let address = listener
             .local_addr()
@@ -86,13 +112,20 @@ impl SnapshotServer {
         health_reporter
             .set_serving::<SnapshotServiceServer<SnapshotServer>>()
             .await;
-        tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = security.tls {
+            builder = builder.tls_config(tls).map_err(GrpcError::Tls)?;
+        }
+        builder
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(SnapshotServiceServer::new(self))
+            .add_service(SnapshotServiceServer::with_interceptor(
+                self,
+                security.token,
+            ))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 shutdown.cancelled_owned(),

@@ -14,6 +14,7 @@ pub mod compiler;
 pub mod config;
 pub mod dynamic;
 mod grpc;
+mod link_security;
 mod nodes;
 pub mod providers;
 pub mod rule;

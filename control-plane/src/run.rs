@@ -16,13 +16,14 @@ use crate::admin::serve_admin;
 use crate::aggregator::{Aggregator, Debounce};
 use crate::compiler::{CompileInput, CompileReport, compile};
 use crate::config::StaticConfig;
-use crate::grpc::{GrpcError, SnapshotServer};
+use crate::grpc::{GrpcError, LinkSecurity, SnapshotServer};
 use crate::nodes::NodeRegistry;
 use crate::providers::{
     ConsulCatalogError, ConsulCatalogProvider, ConsulError, ConsulKvProvider, EtcdError,
     EtcdProvider, FileProvider, FileProviderError, KubernetesError, KubernetesProvider,
     ProviderHealthRegistry, ProviderUpdate, SourceError,
 };
+use crate::providers::{RedisError, RedisProvider};
 use crate::store::SnapshotStore;
 
 /// Why the control plane could not start or stopped.
@@ -48,6 +49,9 @@ pub enum RunError {
     /// The etcd provider's configuration is unusable.
     #[error("providers.etcd: {0}")]
     EtcdProvider(#[from] EtcdError),
+    /// The Redis provider's configuration is unusable.
+    #[error("providers.redis: {0}")]
+    RedisProvider(#[from] RedisError),
     /// The Kubernetes Ingress provider's configuration is unusable.
     #[error("providers.kubernetesIngress: {0}")]
     KubernetesIngressProvider(#[source] KubernetesError),
@@ -131,10 +135,17 @@ pub async fn start(
         address: control_plane.api_address.to_string(),
         source,
     })?;
-    if !grpc_address.ip().is_loopback() {
+    let security = LinkSecurity::from_config(control_plane)?;
+    if security.tls.is_none() && !grpc_address.ip().is_loopback() {
         tracing::warn!(
             %grpc_address,
             "the gRPC listener is plaintext on a non-loopback address: snapshots carry secrets"
+        );
+    }
+    if !security.authenticates(control_plane) && !grpc_address.ip().is_loopback() {
+        tracing::warn!(
+            %grpc_address,
+            "proxies are not authenticated (no controlPlane.tls.clientCAFile, no controlPlane.token)"
         );
     }
 
@@ -186,7 +197,12 @@ pub async fn start(
     });
 
     let server = SnapshotServer::new(Arc::clone(&store), Arc::clone(&nodes), shutdown.clone());
-    tasks.spawn(async move { server.serve(grpc_listener).await.map_err(RunError::from) });
+    tasks.spawn(async move {
+        server
+            .serve(grpc_listener, security)
+            .await
+            .map_err(RunError::from)
+    });
 
     let admin_store = Arc::clone(&store);
     let token = shutdown.clone();
@@ -243,6 +259,7 @@ enum StoreProvider {
     ConsulCatalog(ConsulCatalogProvider),
     Etcd(EtcdProvider),
     Kubernetes(KubernetesProvider),
+    Redis(RedisProvider),
 }
 
 /// The store providers the configuration enables, checked for startup errors.
@@ -259,6 +276,9 @@ fn store_providers(config: &StaticConfig) -> Result<Vec<StoreProvider>, RunError
     }
     if let Some(etcd) = &providers.etcd {
         stores.push(StoreProvider::Etcd(EtcdProvider::new(etcd)?));
+    }
+    if let Some(redis) = &providers.redis {
+        stores.push(StoreProvider::Redis(RedisProvider::new(redis)?));
     }
     if let Some(ingress) = &providers.kubernetes_ingress {
         let provider =
@@ -284,6 +304,7 @@ impl StoreProvider {
             Self::ConsulCatalog(provider) => provider.run(updates, health, shutdown).await,
             Self::Etcd(provider) => provider.run(updates, health, shutdown).await,
             Self::Kubernetes(provider) => provider.run(updates, health, shutdown).await,
+            Self::Redis(provider) => provider.run(updates, health, shutdown).await,
         }
     }
 
@@ -300,6 +321,10 @@ impl StoreProvider {
                 (provider.name().to_owned(), loaded)
             }
             Self::Etcd(mut provider) => {
+                let loaded = timeout(provider.load()).await;
+                (provider.name().to_owned(), loaded)
+            }
+            Self::Redis(mut provider) => {
                 let loaded = timeout(provider.load()).await;
                 (provider.name().to_owned(), loaded)
             }

@@ -195,6 +195,11 @@ fn diff(from: &Resources, to: &Resources) -> (Resources, Vec<ResourceRef>) {
         certificates: diff_list(&from.certificates, &to.certificates, &mut removals),
         tls_options: diff_list(&from.tls_options, &to.tls_options, &mut removals),
         tls_stores: diff_list(&from.tls_stores, &to.tls_stores, &mut removals),
+        servers_transports: diff_list(
+            &from.servers_transports,
+            &to.servers_transports,
+            &mut removals,
+        ),
     };
     (upserts, removals)
 }

@@ -85,6 +85,8 @@ impl Applier {
             checks,
             services,
             middleware_states,
+            certificates,
+            transports,
         } = Runtime::build(
             next.version(),
             &next.resources(),
@@ -97,12 +99,17 @@ impl Applier {
         }
         self.runtime.store(Arc::new(runtime));
         self.listeners.commit(plan);
-        self.shared.health.reconcile(&self.shared.client, checks);
+        self.shared.health.reconcile(checks);
         self.shared
             .retain_positions(&services.iter().map(String::as_str).collect());
         self.shared
             .middlewares
             .retain(&middleware_states.iter().collect());
+        self.shared
+            .certificates
+            .retain(&certificates.into_iter().collect());
+        self.shared
+            .retain_transports(&transports.into_iter().collect());
         self.state = next;
         Ok(())
     }

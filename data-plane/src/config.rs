@@ -3,6 +3,7 @@
 //! then defaults (clap's precedence, set up in `main.rs`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::service::UpstreamConfig;
@@ -13,8 +14,10 @@ pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:9901";
 /// Everything `sluice-proxy run` needs.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    /// Control plane gRPC URL (`http://host:port`).
+    /// Control plane gRPC URL (`http://host:port`, or `https://` with TLS).
     pub control_plane: String,
+    /// How the proxy authenticates to the control plane.
+    pub control_plane_auth: ControlPlaneAuth,
     /// Node id sent in the hello and as `X-Forwarded-Server`.
     pub node_id: String,
     /// Labels sent in the hello.
@@ -27,6 +30,31 @@ pub struct ProxyConfig {
     pub grace_period: Duration,
     /// Backend connection settings.
     pub upstream: UpstreamConfig,
+}
+
+/// Credentials for the control plane link.
+#[derive(Clone, Default)]
+pub struct ControlPlaneAuth {
+    /// PEM CA that issued the control plane's certificate; setting it (or an
+    /// `https://` URL) turns TLS on.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for a control plane that requires mTLS.
+    pub cert_file: Option<PathBuf>,
+    /// PEM key of the client certificate.
+    pub key_file: Option<PathBuf>,
+    /// Bearer token sent with every call.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for ControlPlaneAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlaneAuth")
+            .field("ca_file", &self.ca_file)
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Parses `NAME=VALUE` (entry point overrides, labels).

@@ -1,6 +1,11 @@
 //! The request path of the proxy: load the current runtime, find the entry
 //! point, drop forwarded headers the peer may not set, normalise the path,
-//! route, run the router's middleware chain, pick a server, forward.
+//! route (TLS connections against the TLS routers, plain ones against the
+//! others), run the router's middleware chain, pick a server, forward.
+//!
+//! On a TLS connection with an SNI, a request for another host is answered
+//! 421 Misdirected Request: a certificate (and the TLS options, client
+//! authentication included) chosen for one name must not front another.
 //!
 //! The runtime is loaded once per request (`ArcSwap::load_full`) and held
 //! until the response head is ready, so a request finishes on the runtime it
@@ -21,6 +26,7 @@ use crate::middleware::RequestContext;
 use crate::router::{RequestView, canonical_host, normalize};
 use crate::runtime::Runtime;
 use crate::shared::SharedState;
+use crate::tls::TlsInfo;
 
 /// What a connection knows about itself, shared by its requests.
 #[derive(Debug)]
@@ -31,6 +37,8 @@ pub(crate) struct ConnInfo {
     pub(crate) peer: IpAddr,
     /// The peer IP as a header value.
     pub(crate) peer_header: HeaderValue,
+    /// Set on TLS connections.
+    pub(crate) tls: Option<TlsInfo>,
 }
 
 impl ConnInfo {
@@ -43,6 +51,15 @@ impl ConnInfo {
             entry_point,
             peer,
             peer_header,
+            tls: None,
+        }
+    }
+
+    /// The same connection, over TLS.
+    pub(crate) fn with_tls(self, tls: TlsInfo) -> Self {
+        Self {
+            tls: Some(tls),
+            ..self
         }
     }
 }
@@ -58,6 +75,11 @@ impl Dispatcher {
     /// A dispatcher reading `runtime` on every request.
     pub(crate) fn new(runtime: Arc<ArcSwap<Runtime>>, shared: Arc<SharedState>) -> Self {
         Self { runtime, shared }
+    }
+
+    /// The runtime being served.
+    pub(crate) fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
     }
 
     /// Answers one request.
@@ -87,6 +109,18 @@ impl Dispatcher {
                 }
             };
             let host = canonical_host(request_authority(&req));
+            if let Some(sni) = conn.tls.as_ref().and_then(|tls| tls.sni.as_deref())
+                && !host.is_empty()
+                && *host != *sni
+            {
+                tracing::debug!(peer = %conn.peer, %sni, %host, "Host does not match the SNI");
+                return status_response(StatusCode::MISDIRECTED_REQUEST);
+            }
+            let routes = if conn.tls.is_some() {
+                &entry_point.tls_routes
+            } else {
+                &entry_point.routes
+            };
             let view = RequestView {
                 host: &host,
                 path: &path,
@@ -95,7 +129,7 @@ impl Dispatcher {
                 query: req.uri().query(),
                 client_ip: conn.peer,
             };
-            let Some(route) = entry_point.routes.route(&view) else {
+            let Some(route) = routes.route(&view) else {
                 return not_found();
             };
             let path_and_query = match path {

@@ -28,13 +28,6 @@ pub(crate) async fn forward(
     let shared = ctx.shared;
     let server = selected.server;
     let protocol = server.target.protocol;
-    if protocol == Protocol::Https {
-        tracing::error!(
-            server = %server.url,
-            "cannot forward: https backends arrive with TLS support"
-        );
-        return status_response(StatusCode::BAD_GATEWAY);
-    }
     let upgrade = headers::strip_request(req.headers_mut());
     if upgrade.is_some() && protocol == Protocol::H2c {
         tracing::warn!(server = %server.url, "cannot forward a protocol upgrade to an h2c backend");
@@ -52,7 +45,7 @@ pub(crate) async fn forward(
             client_ip: &ctx.conn.peer_header,
             forward_for: ctx.forward_for,
             websocket,
-            tls: false,
+            tls: ctx.conn.tls.is_some(),
             host: original_host.as_ref(),
             server: &shared.forwarded_server,
         },
@@ -82,7 +75,11 @@ pub(crate) async fn forward(
         path_and_query
     };
     let uri = Uri::builder()
-        .scheme(Scheme::HTTP)
+        .scheme(if protocol == Protocol::Https {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        })
         .authority(server.target.authority.clone())
         .path_and_query(path_and_query)
         .build();
@@ -98,7 +95,7 @@ pub(crate) async fn forward(
     parts.extensions = Extensions::new();
     let upstream_req = Request::from_parts(parts, body);
 
-    let mut response = match shared.client.send(protocol, upstream_req).await {
+    let mut response = match selected.balancer.client.send(protocol, upstream_req).await {
         Ok(response) => response,
         Err(error) => {
             let status = error.status();

@@ -64,6 +64,23 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     UPGRADE,
 ];
 
+/// A header name as Go writes it (`x-auth-user` -> `X-Auth-User`): what
+/// Traefik's regexes and CORS lists see.
+pub(crate) fn canonical_name(name: &str) -> String {
+    let mut upper = true;
+    name.chars()
+        .map(|c| {
+            let mapped = if upper {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
+            upper = c == '-';
+            mapped
+        })
+        .collect()
+}
+
 /// Strips hop-by-hop headers from a request. When the request asks for a
 /// protocol upgrade, returns the `Upgrade` value and keeps the upgrade
 /// headers.

@@ -36,13 +36,15 @@ mod shared;
 mod shutdown;
 mod snapshot_client;
 mod state;
+mod tls;
 
 #[cfg(test)]
 mod proxy_tests;
 
 pub use apply::ApplyError;
 pub use config::{
-    DEFAULT_ADMIN_ADDRESS, ProxyConfig, default_node_id, parse_duration, parse_key_value,
+    ControlPlaneAuth, DEFAULT_ADMIN_ADDRESS, ProxyConfig, default_node_id, parse_duration,
+    parse_key_value,
 };
 pub use healthcheck::{HealthcheckError, healthcheck};
 pub use listeners::BindError;
@@ -54,6 +56,7 @@ pub use runtime::{BuildError, Runtime};
 pub use service::{HealthCheckError, ServerUrlError, ServiceError, UpstreamConfig};
 pub use shutdown::shutdown_signal;
 pub use state::StateError;
+pub use tls::TlsError;
 
 /// Version of this proxy.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -6,6 +6,9 @@
 //! Each connection is served by hyper-util's auto builder (HTTP/1.1 with
 //! keep-alive and HTTP/2 with prior knowledge on the same port, upgrades
 //! allowed), with `TCP_NODELAY`, a header read timeout and bounded headers.
+//! On an entry point with TLS routers, a connection that opens with a TLS
+//! handshake is terminated first (`tls::accept`, with the TLS settings of
+//! the runtime current at that moment); HTTP/2 is then chosen by ALPN.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -14,16 +17,18 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::rt::{Read, Write};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpSocket};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{ConnInfo, Dispatcher};
 use crate::runtime::Runtime;
+use crate::tls::{self, Accepted};
 
 /// Time a client has to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -270,22 +275,14 @@ async fn accept_loop(
                 if let Err(error) = stream.set_nodelay(true) {
                     tracing::debug!(%error, "cannot set TCP_NODELAY");
                 }
-                let conn = Arc::new(ConnInfo::new(entry_point.clone(), peer));
-                let dispatcher = dispatcher.clone();
-                let service = service_fn(move |req| {
-                    let dispatcher = dispatcher.clone();
-                    let conn = conn.clone();
-                    async move { Ok::<_, Infallible>(dispatcher.handle(req, &conn).await) }
-                });
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                connections.spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                });
+                let conn = ConnInfo::new(entry_point.clone(), peer);
+                connections.spawn(serve_connection(
+                    stream,
+                    conn,
+                    dispatcher.clone(),
+                    builder.clone(),
+                    graceful.watcher(),
+                ));
             }
         }
     }
@@ -303,4 +300,62 @@ async fn accept_loop(
     }
     connections.abort_all();
     while connections.join_next().await.is_some() {}
+}
+
+/// Terminates TLS when the connection starts with a handshake on an entry
+/// point that serves TLS, then serves HTTP on it.
+async fn serve_connection(
+    stream: TcpStream,
+    conn: ConnInfo,
+    dispatcher: Arc<Dispatcher>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+) {
+    let peer = conn.peer;
+    let runtime = dispatcher.runtime();
+    let tls = runtime
+        .entry_point(&conn.entry_point)
+        .and_then(|entry_point| entry_point.tls.as_ref());
+    let Some(tls) = tls else {
+        drop(runtime);
+        serve_http(TokioIo::new(stream), conn, dispatcher, &builder, watcher).await;
+        return;
+    };
+    let accepted = tokio::time::timeout(HEADER_READ_TIMEOUT, tls::accept(stream, tls)).await;
+    drop(runtime);
+    match accepted {
+        Ok(Ok(Accepted::Plain(stream))) => {
+            serve_http(TokioIo::new(stream), conn, dispatcher, &builder, watcher).await;
+        }
+        Ok(Ok(Accepted::Tls(stream, info))) => {
+            let conn = conn.with_tls(info);
+            serve_http(TokioIo::new(stream), conn, dispatcher, &builder, watcher).await;
+        }
+        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+async fn serve_http<I>(
+    io: I,
+    conn: ConnInfo,
+    dispatcher: Arc<Dispatcher>,
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+) where
+    I: Read + Write + Unpin + Send + 'static,
+{
+    let conn = Arc::new(conn);
+    let peer = conn.peer;
+    let service = service_fn(move |req| {
+        let dispatcher = dispatcher.clone();
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(dispatcher.handle(req, &conn).await) }
+    });
+    let connection = builder
+        .serve_connection_with_upgrades(io, service)
+        .into_owned();
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
 }

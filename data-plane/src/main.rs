@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use sluice_data_plane::{
-    DEFAULT_ADMIN_ADDRESS, GIT_COMMIT, LogFormat, Proxy, ProxyConfig, UpstreamConfig, VERSION,
+    ControlPlaneAuth, DEFAULT_ADMIN_ADDRESS, GIT_COMMIT, LogFormat, Proxy, ProxyConfig, UpstreamConfig, VERSION,
     default_node_id, healthcheck, init_logging, parse_duration, parse_key_value, shutdown_signal,
 };
 
@@ -47,6 +47,18 @@ struct RunArgs {
     /// Control plane gRPC URL, e.g. http://127.0.0.1:7000.
     #[arg(long, env = "SLUICE_PROXY_CONTROL_PLANE")]
     control_plane: String,
+    /// PEM CA of the control plane's certificate (turns TLS on).
+    #[arg(long, env = "SLUICE_PROXY_CONTROL_PLANE_CA")]
+    control_plane_ca: Option<std::path::PathBuf>,
+    /// PEM client certificate for a control plane that requires mTLS.
+    #[arg(long, env = "SLUICE_PROXY_CONTROL_PLANE_CERT", requires = "control_plane_key")]
+    control_plane_cert: Option<std::path::PathBuf>,
+    /// PEM key of the client certificate.
+    #[arg(long, env = "SLUICE_PROXY_CONTROL_PLANE_KEY", requires = "control_plane_cert")]
+    control_plane_key: Option<std::path::PathBuf>,
+    /// Bearer token for a control plane that requires one.
+    #[arg(long, env = "SLUICE_PROXY_CONTROL_PLANE_TOKEN", hide_env_values = true)]
+    control_plane_token: Option<String>,
     /// Node id (defaults to the host name).
     #[arg(long, env = "SLUICE_PROXY_NODE_ID")]
     node_id: Option<String>,
@@ -103,6 +115,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_level.as_deref(), args.log_format)?;
     let config = ProxyConfig {
         control_plane: args.control_plane,
+        control_plane_auth: ControlPlaneAuth {
+            ca_file: args.control_plane_ca,
+            cert_file: args.control_plane_cert,
+            key_file: args.control_plane_key,
+            token: args.control_plane_token,
+        },
         node_id: args.node_id.unwrap_or_else(default_node_id),
         labels: args.labels.into_iter().collect(),
         admin_address: args.admin_address,

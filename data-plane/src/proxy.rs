@@ -11,16 +11,16 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity as TlsIdentity};
 
 use crate::admin::{self, AdminState};
 use crate::apply::Applier;
-use crate::config::ProxyConfig;
+use crate::config::{ControlPlaneAuth, ProxyConfig};
 use crate::dispatch::Dispatcher;
 use crate::listeners::{Listeners, bind};
 use crate::runtime::Runtime;
 use crate::shared::SharedState;
-use crate::snapshot_client::{self, Identity};
+use crate::snapshot_client::{self, BearerToken, Identity};
 use crate::{GIT_COMMIT, VERSION};
 
 /// Why the proxy cannot start.
@@ -35,6 +35,23 @@ pub enum ProxyError {
         #[source]
         source: tonic::transport::Error,
     },
+    /// A control plane credential file cannot be read.
+    #[error("cannot read {flag} `{path}`")]
+    ControlPlaneFile {
+        /// The flag that names the file.
+        flag: &'static str,
+        /// The path as given.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The control plane TLS settings are refused.
+    #[error("control plane TLS settings")]
+    ControlPlaneTls(#[source] tonic::transport::Error),
+    /// The control plane token cannot be sent as a header.
+    #[error("--control-plane-token is not a valid header value")]
+    ControlPlaneToken,
     /// The admin endpoint cannot listen.
     #[error("cannot listen on the admin address `{address}`")]
     Admin {
@@ -67,7 +84,10 @@ impl Proxy {
             .map_err(|source| ProxyError::ControlPlaneUrl {
                 url: config.control_plane.clone(),
                 source,
-            })?
+            })?;
+        let endpoint = secure_endpoint(endpoint, &config.control_plane_auth)?;
+        let token = bearer(&config.control_plane_auth)?;
+        let endpoint = endpoint
             .connect_timeout(std::time::Duration::from_secs(5))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(std::time::Duration::from_secs(20))
@@ -120,7 +140,7 @@ impl Proxy {
         let client_stop = CancellationToken::new();
         let stop = client_stop.clone();
         let client_task = tokio::spawn(async move {
-            snapshot_client::run(endpoint, identity, &mut applier, stop).await;
+            snapshot_client::run(endpoint, token, identity, &mut applier, stop).await;
             applier
         });
         Ok(Self {
@@ -168,4 +188,49 @@ impl Proxy {
         let _ = self.admin_task.await;
         tracing::info!("shutdown complete");
     }
+}
+
+/// TLS for the control plane link: on with a CA or an `https://` URL.
+fn secure_endpoint(endpoint: Endpoint, auth: &ControlPlaneAuth) -> Result<Endpoint, ProxyError> {
+    let https = endpoint.uri().scheme_str() == Some("https");
+    if !https && auth.ca_file.is_none() && auth.cert_file.is_none() {
+        return Ok(endpoint);
+    }
+    let read = |flag: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| ProxyError::ControlPlaneFile {
+            flag,
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let mut tls = ClientTlsConfig::new();
+    tls = match &auth.ca_file {
+        Some(path) => tls.ca_certificate(Certificate::from_pem(read("--control-plane-ca", path)?)),
+        None => tls.with_webpki_roots(),
+    };
+    if let (Some(cert), Some(key)) = (&auth.cert_file, &auth.key_file) {
+        tls = tls.identity(TlsIdentity::from_pem(
+            read("--control-plane-cert", cert)?,
+            read("--control-plane-key", key)?,
+        ));
+    }
+    endpoint.tls_config(tls).map_err(ProxyError::ControlPlaneTls)
+}
+
+/// The `authorization` value sent with every call, if a token is set.
+fn bearer(auth: &ControlPlaneAuth) -> Result<BearerToken, ProxyError> {
+    let value = auth
+        .token
+        .as_ref()
+        .filter(|token| !token.is_empty())
+        .map(|token| {
+            let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+                format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| ProxyError::ControlPlaneToken)?;
+            value.set_sensitive(true);
+            Ok(value)
+        })
+        .transpose()?;
+    Ok(BearerToken(value))
 }

@@ -226,7 +226,7 @@ fn test_applier() -> (Applier, Arc<ArcSwap<Runtime>>) {
     )
 }
 
-async fn eventually<F: Future<Output = bool>>(mut check: impl FnMut() -> F) {
+pub(crate) async fn eventually<F: Future<Output = bool>>(mut check: impl FnMut() -> F) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !check().await {
         assert!(
@@ -585,7 +585,7 @@ async fn snapshot_client_acks_nacks_and_resyncs() {
     };
     let client = tokio::spawn({
         let stop = stop.clone();
-        async move { crate::snapshot_client::run(endpoint, identity, &mut applier, stop).await }
+        async move { crate::snapshot_client::run(endpoint, Default::default(), identity, &mut applier, stop).await }
     });
 
     let mut next = async || {

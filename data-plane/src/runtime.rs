@@ -5,14 +5,17 @@
 //! A runtime is built from the full resource set of a snapshot and published
 //! with `ArcSwap::store`; requests load it when they start and finish on it.
 //! Building is all-or-nothing: a snapshot this proxy cannot serve faithfully
-//! (TLS entry points, middlewares it cannot build or does not implement,
-//! mirroring, sticky sessions: later versions) fails the build with an error
-//! naming the resource, which the snapshot client NACKs while the previous
-//! runtime keeps serving.
+//! (middlewares it cannot build or does not implement, mirroring, sticky
+//! sessions, unusable certificates or TLS options) fails the build with an
+//! error naming the resource, which the snapshot client NACKs while the
+//! previous runtime keeps serving.
 //!
 //! A router compiles to a [`RouteTarget`]: its service and its middleware
 //! chain, entry point middlewares first. A router on entry points with
-//! different middlewares gets one route per distinct list.
+//! different middlewares gets one route per distinct list. A router with
+//! `tls` (its own, or its entry point's `http.tls`) goes to the entry
+//! point's TLS table and is only served on TLS connections; the others only
+//! on plain ones, as in Traefik.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -26,17 +29,22 @@ use crate::redirect::Redirect;
 use crate::router::{Matcher, MatcherError, Route, RouterTable};
 use crate::service::{CheckSpec, Service, ServiceBuilder, ServiceError};
 use crate::shared::{SharedState, StateKey};
+use crate::tls::{EntryPointTls, TlsBuilder, TlsError, claim_host, rule_hosts};
 
 /// Why a snapshot cannot be turned into a runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// TLS termination is not implemented yet.
-    #[error(
-        "entry point `{entry_point}` terminates TLS, which this proxy version does not support"
-    )]
+    /// Certificates or TLS options cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// An entry point's TLS cannot be set up.
+    #[error("entry point `{entry_point}`")]
     EntryPointTls {
         /// The entry point.
         entry_point: String,
+        /// Why.
+        #[source]
+        source: TlsError,
     },
     /// An entry point's middlewares cannot be served.
     #[error("entry point `{entry_point}`")]
@@ -147,8 +155,25 @@ pub(crate) struct EntryPointRuntime {
     pub(crate) trust: ForwardedTrust,
     /// When set, every request is redirected.
     pub(crate) redirect: Option<Redirect>,
-    /// The routers attached to this entry point.
+    /// The routers served on plain connections.
     pub(crate) routes: RouterTable<RouteTarget>,
+    /// The routers served on TLS connections.
+    pub(crate) tls_routes: RouterTable<RouteTarget>,
+    /// Set when some router is served over TLS here.
+    pub(crate) tls: Option<EntryPointTls>,
+}
+
+/// An entry point while its runtime is built.
+struct EntryPointBuild<'a> {
+    address: String,
+    trust: ForwardedTrust,
+    redirect: Option<Redirect>,
+    /// `http.tls` of the entry point: every router on it terminates TLS.
+    tls: Option<&'a v1::RouterTls>,
+    routes: Vec<Arc<Route<RouteTarget>>>,
+    tls_routes: Vec<Arc<Route<RouteTarget>>>,
+    /// TLS options wanted by the hosts of TLS routers.
+    tls_hosts: HashMap<String, String>,
 }
 
 /// An immutable, servable compilation of one snapshot.
@@ -169,6 +194,10 @@ pub(crate) struct Built {
     pub(crate) services: Vec<String>,
     /// Middleware state it uses (for pruning the rest).
     pub(crate) middleware_states: Vec<StateKey>,
+    /// Certificates it uses (cache keys, for pruning the rest).
+    pub(crate) certificates: Vec<String>,
+    /// Servers transports it uses (`name#version`, for pruning the rest).
+    pub(crate) transports: Vec<String>,
 }
 
 impl Runtime {
@@ -203,15 +232,12 @@ impl Runtime {
         overrides: &HashMap<String, String>,
     ) -> Result<Built, BuildError> {
         let mut middlewares = Middlewares::new(&resources.middlewares, &shared.middlewares);
-        let mut services = ServiceBuilder::new(&resources.services, shared);
-        let mut entry_points = HashMap::new();
+        let mut services = ServiceBuilder::new(&resources.services, shared)
+            .with_transports(&resources.servers_transports);
+        let mut tls = TlsBuilder::new(resources, &shared.certificates)?;
+        let mut entry_points: HashMap<String, EntryPointBuild<'_>> = HashMap::new();
         let mut entry_point_middlewares: HashMap<&str, &[String]> = HashMap::new();
         for ep in &resources.entry_points {
-            if ep.tls.is_some() {
-                return Err(BuildError::EntryPointTls {
-                    entry_point: ep.name.clone(),
-                });
-            }
             // Checked here so that an error names the entry point, not a router.
             middlewares
                 .chain(&[&ep.middlewares], &mut services)
@@ -225,23 +251,19 @@ impl Runtime {
             let address = overrides.get(&ep.name).unwrap_or(&ep.address).clone();
             entry_points.insert(
                 ep.name.clone(),
-                (
+                EntryPointBuild {
                     address,
-                    ForwardedTrust::new(&ep.name, ep.forwarded_headers.as_ref())?,
-                    ep.redirection.as_ref().map(Redirect::new),
-                    Vec::new(),
-                ),
+                    trust: ForwardedTrust::new(&ep.name, ep.forwarded_headers.as_ref())?,
+                    redirect: ep.redirection.as_ref().map(Redirect::new),
+                    tls: ep.tls.as_ref(),
+                    routes: Vec::new(),
+                    tls_routes: Vec::new(),
+                    tls_hosts: HashMap::new(),
+                },
             );
         }
 
         for router in &resources.routers {
-            if router.tls.is_some() {
-                tracing::warn!(
-                    router = %router.name,
-                    "router terminates TLS, which this proxy version does not support; it is not served"
-                );
-                continue;
-            }
             let compile = || {
                 router
                     .matcher
@@ -272,7 +294,7 @@ impl Runtime {
             // One route per distinct list of entry point middlewares.
             let mut routes: Vec<(&[String], Arc<Route<RouteTarget>>)> = Vec::new();
             for name in names {
-                let Some((_, _, _, table)) = entry_points.get_mut(name) else {
+                let Some(entry_point) = entry_points.get_mut(name) else {
                     tracing::warn!(
                         router = %router.name,
                         entry_point = %name,
@@ -281,6 +303,15 @@ impl Runtime {
                     continue;
                 };
                 let ep_middlewares = entry_point_middlewares.get(name).copied().unwrap_or(&[]);
+                let table = match router.tls.as_ref().or(entry_point.tls) {
+                    Some(router_tls) => {
+                        for host in router.matcher.as_ref().map(rule_hosts).unwrap_or_default() {
+                            claim_host(&mut entry_point.tls_hosts, host, &router_tls.options);
+                        }
+                        &mut entry_point.tls_routes
+                    }
+                    None => &mut entry_point.routes,
+                };
                 if let Some((_, route)) = routes.iter().find(|(list, _)| *list == ep_middlewares) {
                     table.push(route.clone());
                     continue;
@@ -313,27 +344,43 @@ impl Runtime {
         }
 
         let services_in_use = services.names().map(str::to_owned).collect();
+        let transports = services.transports_in_use().to_vec();
+        let mut runtime_entry_points = HashMap::with_capacity(entry_points.len());
+        for (name, ep) in entry_points {
+            let ep_tls = if ep.tls_routes.is_empty() && ep.tls.is_none() {
+                None
+            } else {
+                Some(tls.entry_point(&ep.tls_hosts).map_err(|source| {
+                    BuildError::EntryPointTls {
+                        entry_point: name.clone(),
+                        source,
+                    }
+                })?)
+            };
+            runtime_entry_points.insert(
+                name,
+                EntryPointRuntime {
+                    address: ep.address,
+                    bound: None,
+                    trust: ep.trust,
+                    redirect: ep.redirect,
+                    routes: RouterTable::new(ep.routes),
+                    tls_routes: RouterTable::new(ep.tls_routes),
+                    tls: ep_tls,
+                },
+            );
+        }
         let runtime = Runtime {
             version: version.to_owned(),
-            entry_points: entry_points
-                .into_iter()
-                .map(|(name, (address, trust, redirect, routes))| {
-                    let entry_point = EntryPointRuntime {
-                        address,
-                        bound: None,
-                        trust,
-                        redirect,
-                        routes: RouterTable::new(routes),
-                    };
-                    (name, entry_point)
-                })
-                .collect(),
+            entry_points: runtime_entry_points,
         };
         Ok(Built {
             runtime,
             checks: services.into_checks(),
             services: services_in_use,
             middleware_states: middlewares.into_state_keys(),
+            certificates: tls.into_certificates_in_use(),
+            transports,
         })
     }
 }
@@ -412,15 +459,15 @@ mod tests {
     #[test]
     fn unsupported_middlewares_fail_the_build_by_name() {
         let mut resources = resources();
-        resources.routers[0].middlewares = vec!["rl@file".into()];
+        resources.routers[0].middlewares = vec!["cert@file".into()];
         resources.middlewares = vec![middleware(
-            "rl@file",
-            middleware::Kind::RateLimit(Default::default()),
+            "cert@file",
+            middleware::Kind::PassTlsClientCert(Default::default()),
         )];
         let error = build(&resources).unwrap_err();
         assert_eq!(
             crate::report::chain(&error),
-            "router `r@file`: middleware `rl@file` (rateLimit) is not supported by this proxy version"
+            "router `r@file`: middleware `cert@file` (passTLSClientCert) is not supported by this proxy version"
         );
 
         resources.routers[0].middlewares = vec!["auth@file".into()];

@@ -1,7 +1,8 @@
-//! State that outlives runtimes: pooled backend connections, server health
-//! and its checkers, rotation positions and middleware state, keyed by stable
-//! identities (service name, server URL, middleware name and options) so
-//! that a snapshot swap does not reset them.
+//! State that outlives runtimes: pooled backend connections (per servers
+//! transport), parsed certificates, server health and its checkers, rotation
+//! positions and middleware state, keyed by stable identities (service name,
+//! server URL, middleware name and options, content versions) so that a
+//! snapshot swap does not reset them.
 
 use std::any::Any;
 use std::collections::HashSet;
@@ -14,14 +15,21 @@ use http::HeaderValue;
 use tokio_util::sync::CancellationToken;
 
 use crate::service::{HealthChecks, UpstreamClient, UpstreamConfig};
+use crate::tls::{CertCache, TlsError};
 
 /// Long-lived state shared by every runtime of one proxy.
 #[derive(Debug)]
 pub(crate) struct SharedState {
     /// `X-Forwarded-Server`: the node id.
     pub(crate) forwarded_server: HeaderValue,
-    /// Pooled clients to backends.
+    /// Pooled clients to backends (the default transport).
     pub(crate) client: Arc<UpstreamClient>,
+    /// Clients of servers transports, by name and content version.
+    transports: DashMap<String, Arc<UpstreamClient>>,
+    /// Settings transports start from.
+    upstream: UpstreamConfig,
+    /// Parsed server certificates and the generated default.
+    pub(crate) certificates: CertCache,
     /// Server health and health-check tasks.
     pub(crate) health: HealthChecks,
     /// Smooth weighted round robin positions, by service name.
@@ -83,13 +91,40 @@ impl SharedState {
             .unwrap_or_else(|_| HeaderValue::from_static("sluice-proxy"));
         Self {
             forwarded_server,
-            client: Arc::new(UpstreamClient::new(upstream)),
+            client: Arc::new(
+                UpstreamClient::new(upstream, None)
+                    .expect("the default TLS client (Mozilla roots, no client certificate) builds"),
+            ),
+            transports: DashMap::new(),
+            upstream: upstream.clone(),
+            certificates: CertCache::new()
+                .expect("generating a self-signed ECDSA P-256 certificate only needs randomness"),
             health: HealthChecks::new(hard_stop.child_token()),
             positions: DashMap::new(),
             hard_stop,
             updates: UpdateCounters::default(),
             middlewares: MiddlewareStates::default(),
         }
+    }
+
+    /// The client of servers transport `transport`, built on first use.
+    pub(crate) fn transport_client(
+        &self,
+        transport: &sluice_proto::v1::ServersTransport,
+    ) -> Result<Arc<UpstreamClient>, TlsError> {
+        let key = format!("{}#{}", transport.name, transport.content_version);
+        if let Some(client) = self.transports.get(&key) {
+            return Ok(client.clone());
+        }
+        let config = self.upstream.with_transport(transport);
+        let client = Arc::new(UpstreamClient::new(&config, Some(transport))?);
+        self.transports.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Forgets the clients of transports no longer in use (`name#version`).
+    pub(crate) fn retain_transports(&self, in_use: &HashSet<String>) {
+        self.transports.retain(|key, _| in_use.contains(key));
     }
 
     /// The rotation position of service `name`.

@@ -16,6 +16,9 @@ use sluice_proto::v1::{Ack, Hello, Nack, WatchRequest, watch_request};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
 use tonic::transport::Endpoint;
 
 use crate::apply::Applier;
@@ -26,6 +29,31 @@ const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Time allowed for a NACK to reach the control plane before a resync.
 const NACK_FLUSH: Duration = Duration::from_secs(1);
+
+/// Adds `authorization: Bearer <token>` to every call when a token is set.
+#[derive(Clone, Default)]
+pub(crate) struct BearerToken(pub(crate) Option<MetadataValue<Ascii>>);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "BearerToken(<redacted>)"
+        } else {
+            "BearerToken(None)"
+        })
+    }
+}
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
 
 /// How this proxy introduces itself.
 #[derive(Debug, Clone)]
@@ -61,6 +89,7 @@ enum StreamEnd {
 /// Watches snapshots until `stop` fires.
 pub(crate) async fn run(
     endpoint: Endpoint,
+    token: BearerToken,
     identity: Identity,
     applier: &mut Applier,
     stop: CancellationToken,
@@ -70,7 +99,7 @@ pub(crate) async fn run(
     loop {
         let result = tokio::select! {
             () = stop.cancelled() => return,
-            result = watch(&endpoint, &identity, applier, full_state, &mut backoff) => result,
+            result = watch(&endpoint, &token, &identity, applier, full_state, &mut backoff) => result,
         };
         full_state = false;
         match result {
@@ -103,13 +132,14 @@ pub(crate) async fn run(
 
 async fn watch(
     endpoint: &Endpoint,
+    token: &BearerToken,
     identity: &Identity,
     applier: &mut Applier,
     full_state: bool,
     backoff: &mut Backoff,
 ) -> Result<StreamEnd, StreamError> {
     let channel = endpoint.connect().await.map_err(StreamError::Connect)?;
-    let mut client = SnapshotServiceClient::new(channel);
+    let mut client = SnapshotServiceClient::with_interceptor(channel, token.clone());
     let (requests, outbound) = mpsc::channel(4);
     let version = if full_state { "" } else { applier.version() };
     let hello = Hello {

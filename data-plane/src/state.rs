@@ -43,6 +43,7 @@ pub(crate) struct ResourceState {
     certificates: Kind<sluice_proto::v1::Certificate>,
     tls_options: Kind<sluice_proto::v1::TlsOptions>,
     tls_stores: Kind<sluice_proto::v1::TlsStore>,
+    servers_transports: Kind<sluice_proto::v1::ServersTransport>,
 }
 
 type Kind<T> = BTreeMap<String, T>;
@@ -75,6 +76,9 @@ impl ResourceState {
                 Ok(ResourceKind::Certificate) => next.certificates.remove(name).map(drop),
                 Ok(ResourceKind::TlsOptions) => next.tls_options.remove(name).map(drop),
                 Ok(ResourceKind::TlsStore) => next.tls_stores.remove(name).map(drop),
+                Ok(ResourceKind::ServersTransport) => {
+                    next.servers_transports.remove(name).map(drop)
+                }
                 Ok(ResourceKind::Unspecified) | Err(_) => {
                     return Err(StateError::UnknownKind {
                         name: name.to_owned(),
@@ -91,6 +95,7 @@ impl ResourceState {
             upsert(&mut next.certificates, upserts.certificates);
             upsert(&mut next.tls_options, upserts.tls_options);
             upsert(&mut next.tls_stores, upserts.tls_stores);
+            upsert(&mut next.servers_transports, upserts.servers_transports);
         }
         next.version = update.version;
         Ok(next)
@@ -106,6 +111,7 @@ impl ResourceState {
             certificates: self.certificates.values().cloned().collect(),
             tls_options: self.tls_options.values().cloned().collect(),
             tls_stores: self.tls_stores.values().cloned().collect(),
+            servers_transports: self.servers_transports.values().cloned().collect(),
         }
     }
 }

@@ -19,7 +19,9 @@
 //! real agent gets them from its own configuration and health checks).
 //! [`FakeConsul::stop`] closes the listener and every connection, as a
 //! crashed agent would; [`FakeConsul::start_again`] serves the same state
-//! on the same port.
+//! on the same port. [`FakeConsul::start_tls`] serves the same API over
+//! TLS (rustls) with a [`TestPki`] server certificate, requiring a client
+//! certificate signed by its CA, as an agent with `verify_incoming` does.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -37,6 +39,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+use crate::TestPki;
 
 /// One KV entry.
 #[derive(Debug, Clone)]
@@ -90,11 +96,23 @@ pub struct FakeConsul {
     pub address: SocketAddr,
     agent: Arc<Agent>,
     task: Option<JoinHandle<()>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl FakeConsul {
     /// Starts an agent with an empty KV store and only the `consul` service.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts an agent that only speaks TLS, with `pki`'s server
+    /// certificate, and requires clients to present a certificate signed by
+    /// its CA.
+    pub async fn start_tls(pki: &TestPki) -> Self {
+        Self::start_with(Some(server_config(pki))).await
+    }
+
+    async fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding fake Consul");
@@ -108,9 +126,14 @@ impl FakeConsul {
             address,
             agent,
             task: None,
+            tls,
         };
         consul.register("consul", "consul", "127.0.0.1", address.port(), &[]);
-        consul.task = Some(serve(listener, Arc::clone(&consul.agent)));
+        consul.task = Some(serve(
+            listener,
+            Arc::clone(&consul.agent),
+            consul.tls.clone(),
+        ));
         consul
     }
 
@@ -139,7 +162,7 @@ impl FakeConsul {
             },
         )
         .await;
-        self.task = Some(serve(listener, Arc::clone(&self.agent)));
+        self.task = Some(serve(listener, Arc::clone(&self.agent), self.tls.clone()));
     }
 
     /// Sets a KV entry, as `consul kv put` would.
@@ -214,8 +237,48 @@ impl Drop for FakeConsul {
     }
 }
 
-/// Accepts connections until aborted; aborting closes them all.
-fn serve(listener: TcpListener, agent: Arc<Agent>) -> JoinHandle<()> {
+/// TLS with `pki`'s server certificate, requiring a client certificate
+/// signed by its CA.
+fn server_config(pki: &TestPki) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(pki.ca()).expect("reading the CA") {
+        roots
+            .add(certificate.expect("CA certificate"))
+            .expect("adding the CA");
+    }
+    let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::clone(&provider),
+    )
+    .build()
+    .expect("client certificate verifier");
+    let (cert, key) = pki.server();
+    let chain = CertificateDer::pem_file_iter(cert)
+        .expect("reading the server certificate")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("server certificate");
+    let key = PrivateKeyDer::from_pem_file(key).expect("server key");
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_client_cert_verifier(clients)
+        .with_single_cert(chain, key)
+        .expect("server TLS configuration");
+    Arc::new(config)
+}
+
+/// Accepts connections (TLS ones with `tls`) until aborted; aborting closes
+/// them all.
+fn serve(
+    listener: TcpListener,
+    agent: Arc<Agent>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> JoinHandle<()> {
+    let tls = tls.map(TlsAcceptor::from);
     tokio::spawn(async move {
         let mut connections = JoinSet::new();
         loop {
@@ -224,11 +287,20 @@ fn serve(listener: TcpListener, agent: Arc<Agent>) -> JoinHandle<()> {
             };
             while connections.try_join_next().is_some() {}
             let agent = Arc::clone(&agent);
+            let tls = tls.clone();
             connections.spawn(async move {
                 let service = service_fn(move |request| handle(Arc::clone(&agent), request));
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let _ = match tls {
+                    None => http.serve_connection(TokioIo::new(stream), service).await,
+                    Some(tls) => {
+                        // A client without an acceptable certificate fails here.
+                        let Ok(stream) = tls.accept(stream).await else {
+                            return;
+                        };
+                        http.serve_connection(TokioIo::new(stream), service).await
+                    }
+                };
             });
         }
     })

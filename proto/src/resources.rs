@@ -1,10 +1,10 @@
 //! Helpers over [`Resources`]: every resource kind has a name and a content
 //! version, and these let generic code (delta computation, delta application)
-//! treat the seven lists alike.
+//! treat the eight lists alike.
 
 use crate::v1::{
-    Certificate, EntryPoint, Middleware, ResourceKind, Resources, Router, Service, TlsOptions,
-    TlsStore,
+    Certificate, EntryPoint, Middleware, ResourceKind, Resources, Router, ServersTransport,
+    Service, TlsOptions, TlsStore,
 };
 
 /// A resource that is keyed by name and carries a content version.
@@ -44,6 +44,7 @@ resource_names! {
     Certificate => Certificate,
     TlsOptions => TlsOptions,
     TlsStore => TlsStore,
+    ServersTransport => ServersTransport,
 }
 
 impl Resources {
@@ -56,6 +57,7 @@ impl Resources {
             + self.certificates.len()
             + self.tls_options.len()
             + self.tls_stores.len()
+            + self.servers_transports.len()
     }
 
     /// True when there is no resource at all.

@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: the whole test suite, runnable on a fresh machine.
 //!
-//! Tests drive real tools (`grpcurl`, `htpasswd`, `openssl`, `wrk`, `etcd`), so missing
+//! Tests drive real tools (`grpcurl`, `htpasswd`, `openssl`, `wrk`, `etcd`, `redis-server`), so missing
 //! ones are installed first: Python packages with pip, Debian packages with
 //! apt-get (CI runs as root).
 
@@ -46,6 +46,12 @@ const PREREQUISITES: &[Prerequisite] = &[
     Prerequisite {
         command: "etcdctl",
         install: Install::Apt("etcd-client"),
+    },
+    // The Redis provider's scenarios run a real Redis and write keys with
+    // redis-cli (Debian's `redis-tools`, a dependency of `redis-server`).
+    Prerequisite {
+        command: "redis-server",
+        install: Install::Apt("redis-server"),
     },
 ];
 

@@ -1,6 +1,7 @@
-//! The `tls` section: certificates read and inlined as PEM, TLS options and
-//! certificate stores. Option names are qualified like other resources,
-//! except `default`, which every provider shares.
+//! The `tls` section: certificates read and inlined as PEM (their names and
+//! expiry read from the leaf certificate), TLS options and certificate
+//! stores. Option names are qualified like other resources, except
+//! `default`, which every provider shares.
 
 use std::collections::BTreeMap;
 
@@ -9,22 +10,10 @@ use sluice_proto::v1::{Certificate, TlsClientAuth, TlsDomain, TlsOptions, TlsSto
 
 use super::qualify;
 use super::report::{CompileReport, ResourceKindName};
+use super::tls_options::check_options;
 use crate::dynamic::{TlsCertificateConfig, TlsOptionsConfig};
 use crate::providers::ProviderUpdate;
 
-const TLS_VERSIONS: [&str; 4] = [
-    "VersionTLS10",
-    "VersionTLS11",
-    "VersionTLS12",
-    "VersionTLS13",
-];
-const CLIENT_AUTH_TYPES: [&str; 5] = [
-    "NoClientCert",
-    "RequestClientCert",
-    "RequireAnyClientCert",
-    "VerifyClientCertIfGiven",
-    "RequireAndVerifyClientCert",
-];
 
 /// Compiled `tls` section.
 pub(super) struct CompiledTls {
@@ -136,6 +125,7 @@ pub(super) fn compile_tls(
 fn load_certificate(config: &TlsCertificateConfig, key: &str) -> Result<Certificate, String> {
     let cert_pem = read_pem(&config.cert_file, &format!("{key}.certFile"), "CERTIFICATE")?;
     let key_pem = read_pem(&config.key_file, &format!("{key}.keyFile"), "PRIVATE KEY")?;
+    let leaf = read_leaf(&cert_pem).map_err(|error| format!("{key}.certFile: {error}"))?;
     let digest = Sha256::digest(cert_pem.as_bytes());
     let origin = if config.cert_file.contains("-----BEGIN") {
         "inline PEM".to_owned()
@@ -152,12 +142,77 @@ fn load_certificate(config: &TlsCertificateConfig, key: &str) -> Result<Certific
         } else {
             config.stores.clone()
         },
-        sans: Vec::new(),
+        sans: leaf.names,
         origin,
+        not_after_unix: leaf.not_after_unix,
     })
 }
 
-fn read_pem(value: &str, key: &str, label: &str) -> Result<String, String> {
+/// What the proxies and the admin API need from a leaf certificate.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Leaf {
+    /// Lower-cased DNS names (subject CN first when it is one, then DNS
+    /// SANs) and IP SANs, without duplicates.
+    pub(super) names: Vec<String>,
+    /// End of validity, Unix seconds.
+    pub(super) not_after_unix: i64,
+}
+
+/// Parses the first certificate of a PEM chain.
+pub(super) fn read_leaf(pem: &str) -> Result<Leaf, String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map_err(|error| format!("not a PEM certificate: {error}"))?;
+    let certificate = block
+        .parse_x509()
+        .map_err(|error| format!("not an X.509 certificate: {error}"))?;
+    let mut names: Vec<String> = Vec::new();
+    let mut push = |name: String| {
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    };
+    for common_name in certificate.subject().iter_common_name() {
+        if let Ok(name) = common_name.as_str()
+            && is_dns_name(name)
+        {
+            push(name.to_ascii_lowercase());
+        }
+    }
+    if let Ok(Some(sans)) = certificate.subject_alternative_name() {
+        for name in &sans.value.general_names {
+            match name {
+                GeneralName::DNSName(dns) => push(dns.to_ascii_lowercase()),
+                GeneralName::IPAddress(bytes) => {
+                    let ip = match bytes.len() {
+                        4 => <[u8; 4]>::try_from(*bytes).ok().map(std::net::IpAddr::from),
+                        16 => <[u8; 16]>::try_from(*bytes).ok().map(std::net::IpAddr::from),
+                        _ => None,
+                    };
+                    if let Some(ip) = ip {
+                        push(ip.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(Leaf {
+        names,
+        not_after_unix: certificate.validity().not_after.timestamp(),
+    })
+}
+
+/// A host name or wildcard as a certificate CN may hold (not a person's name).
+fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.contains('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'*'))
+}
+
+pub(super) fn read_pem(value: &str, key: &str, label: &str) -> Result<String, String> {
     if value.is_empty() {
         return Err(format!("{key} is empty"));
     }
@@ -175,17 +230,7 @@ fn read_pem(value: &str, key: &str, label: &str) -> Result<String, String> {
 }
 
 fn compile_options(name: &str, config: &TlsOptionsConfig) -> Result<TlsOptions, String> {
-    for (option, value) in [
-        ("minVersion", &config.min_version),
-        ("maxVersion", &config.max_version),
-    ] {
-        if !value.is_empty() && !TLS_VERSIONS.contains(&value.as_str()) {
-            return Err(format!(
-                "{option} `{value}`: expected one of {}",
-                TLS_VERSIONS.join(", ")
-            ));
-        }
-    }
+    check_options(config)?;
     let client_auth = config
         .client_auth
         .as_ref()
@@ -195,12 +240,6 @@ fn compile_options(name: &str, config: &TlsOptionsConfig) -> Result<TlsOptions, 
             } else {
                 auth.client_auth_type.clone()
             };
-            if !CLIENT_AUTH_TYPES.contains(&client_auth_type.as_str()) {
-                return Err(format!(
-                    "clientAuth.clientAuthType `{client_auth_type}`: expected one of {}",
-                    CLIENT_AUTH_TYPES.join(", ")
-                ));
-            }
             let ca_pems = auth
                 .ca_files
                 .iter()
@@ -209,7 +248,7 @@ fn compile_options(name: &str, config: &TlsOptionsConfig) -> Result<TlsOptions, 
                     read_pem(file, &format!("clientAuth.caFiles[{index}]"), "CERTIFICATE")
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(TlsClientAuth {
+            Ok::<_, String>(TlsClientAuth {
                 ca_pems,
                 client_auth_type,
             })

@@ -12,9 +12,11 @@ mod entry_point;
 mod middleware;
 mod report;
 mod router;
+mod servers_transport;
 mod service;
 #[cfg(test)]
 mod tests;
+mod tls_options;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,7 +63,9 @@ pub fn compile(input: CompileInput<'_>) -> Compiled {
 
     let entry_points = compile_entry_points(input.entry_points, input.providers, &mut report);
     let middlewares = middleware_stage(input.providers, &mut report);
-    let services = service::compile_services(input.providers, &mut report);
+    let transports = servers_transport::compile_servers_transports(input.providers, &mut report);
+    let mut services = service::compile_services(input.providers, &mut report);
+    servers_transport::drop_services_without_transport(&mut services, &transports, &mut report);
     let tls = certificate::compile_tls(input.providers, &mut report);
     let routers = router::compile_routers(
         input.providers,
@@ -82,6 +86,7 @@ pub fn compile(input: CompileInput<'_>) -> Compiled {
         certificates: tls.certificates,
         tls_options: tls.options.into_values().collect(),
         tls_stores: tls.stores,
+        servers_transports: transports.into_values().collect(),
     };
     seal(&mut resources);
     report.finish();
@@ -237,6 +242,7 @@ fn seal(resources: &mut Resources) {
     seal_list(&mut resources.certificates);
     seal_list(&mut resources.tls_options);
     seal_list(&mut resources.tls_stores);
+    seal_list(&mut resources.servers_transports);
 }
 
 /// The hash of a whole resource set: every (kind, name, content version).
@@ -258,5 +264,6 @@ pub fn content_hash(resources: &Resources) -> String {
     feed(&mut hasher, &resources.certificates);
     feed(&mut hasher, &resources.tls_options);
     feed(&mut hasher, &resources.tls_stores);
+    feed(&mut hasher, &resources.servers_transports);
     hex::encode(&hasher.finalize()[..8])
 }

@@ -91,7 +91,7 @@ static PROVIDERS: StructShape = StructShape::new(&[
     ("consul", Shape::Struct(&CONSUL_PROVIDER)),
     ("consulCatalog", Shape::Struct(&CONSUL_CATALOG_PROVIDER)),
     ("etcd", Shape::Struct(&ETCD_PROVIDER)),
-    ("redis", Shape::Opaque),
+    ("redis", Shape::Struct(&REDIS_PROVIDER)),
     ("zooKeeper", Shape::Opaque),
     ("docker", Shape::Opaque),
     ("swarm", Shape::Opaque),
@@ -114,6 +114,7 @@ static PROVIDER_TLS: StructShape = StructShape::new(&[
     ("cert", Shape::Text),
     ("key", Shape::Text),
     ("insecureSkipVerify", Shape::Bool),
+    ("caOptional", Shape::Bool),
 ]);
 
 /// `--providers.<name>=true` enables the provider with its defaults.
@@ -136,6 +137,20 @@ static ETCD_PROVIDER: StructShape = StructShape {
         ("username", Shape::Text),
         ("password", Shape::Text),
         ("tls", Shape::Struct(&PROVIDER_TLS)),
+    ],
+    scalar: ScalarForm::Enables,
+};
+
+/// `--providers.<name>=true` enables the provider with its defaults.
+static REDIS_PROVIDER: StructShape = StructShape {
+    fields: &[
+        ("rootKey", Shape::Text),
+        ("endpoints", Shape::List(&Shape::Text)),
+        ("username", Shape::Text),
+        ("password", Shape::Text),
+        ("db", Shape::Integer),
+        ("tls", Shape::Struct(&PROVIDER_TLS)),
+        ("sentinel", Shape::Opaque),
     ],
     scalar: ScalarForm::Enables,
 };
@@ -232,6 +247,14 @@ static CONTROL_PLANE: StructShape = StructShape::new(&[
     ("apiAddress", Shape::Text),
     ("debounce", Shape::Struct(&DEBOUNCE)),
     ("historySize", Shape::Integer),
+    ("tls", Shape::Struct(&CONTROL_PLANE_TLS)),
+    ("token", Shape::Text),
+]);
+
+static CONTROL_PLANE_TLS: StructShape = StructShape::new(&[
+    ("certFile", Shape::Text),
+    ("keyFile", Shape::Text),
+    ("clientCAFile", Shape::Text),
 ]);
 
 static DEBOUNCE: StructShape = StructShape {
@@ -322,6 +345,7 @@ mod tests {
         assert_same_keys::<ConsulCatalogConfig>(&CONSUL_CATALOG_PROVIDER);
         assert_same_keys::<ConsulEndpointConfig>(&CONSUL_ENDPOINT);
         assert_same_keys::<EtcdConfig>(&ETCD_PROVIDER);
+        assert_same_keys::<RedisConfig>(&REDIS_PROVIDER);
         assert_same_keys::<ProviderTlsConfig>(&PROVIDER_TLS);
         assert_same_keys::<HttpAuthConfig>(&HTTP_AUTH);
         assert_same_keys::<KubernetesIngressConfig>(&KUBERNETES_INGRESS_PROVIDER);
@@ -330,5 +354,6 @@ mod tests {
         assert_same_keys::<LogConfig>(&LOG);
         assert_same_keys::<ControlPlaneConfig>(&CONTROL_PLANE);
         assert_same_keys::<DebounceConfig>(&DEBOUNCE);
+        assert_same_keys::<ControlPlaneTlsConfig>(&CONTROL_PLANE_TLS);
     }
 }

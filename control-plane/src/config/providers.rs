@@ -1,6 +1,6 @@
 //! The static settings of the key-value and Consul Catalog providers
-//! (`providers.consul`, `providers.consulCatalog`, `providers.etcd`), with
-//! Traefik v3's key names and defaults.
+//! (`providers.consul`, `providers.consulCatalog`, `providers.etcd`,
+//! `providers.redis`), with Traefik v3's key names and defaults.
 //!
 //! Options Traefik has that change nothing in Sluice (polling intervals,
 //! since changes always arrive through blocking queries or watches) are
@@ -59,6 +59,9 @@ pub struct ProviderTlsConfig {
     pub key: String,
     /// Skip verifying the store's certificate.
     pub insecure_skip_verify: bool,
+    /// Traefik's switch for how a server asks for client certificates;
+    /// accepted, it changes nothing for a client.
+    pub ca_optional: bool,
 }
 
 /// `providers.consul`: dynamic configuration from Consul's KV store.
@@ -118,6 +121,43 @@ impl Default for EtcdConfig {
             username: String::new(),
             password: Secret::default(),
             tls: None,
+        }
+    }
+}
+
+/// `providers.redis`: dynamic configuration from Redis, one string key per
+/// value at its full path (`traefik/http/routers/api/rule`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedisConfig {
+    /// The key prefix under which the configuration lives (default `traefik`).
+    pub root_key: String,
+    /// Redis servers, `host:port`, tried in order (default `127.0.0.1:6379`).
+    pub endpoints: Vec<String>,
+    /// ACL user name (Redis 6 and later).
+    pub username: String,
+    /// Password of `username`, or the `requirepass` password.
+    pub password: Secret,
+    /// Database number.
+    pub db: i64,
+    /// TLS to Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ProviderTlsConfig>,
+    /// Traefik's Redis Sentinel settings; only an empty section is accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<serde_json::Value>,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            root_key: "traefik".to_owned(),
+            endpoints: vec!["127.0.0.1:6379".to_owned()],
+            username: String::new(),
+            password: Secret::default(),
+            db: 0,
+            tls: None,
+            sentinel: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 use super::entry_point::EntryPointConfig;
 use super::kubernetes::{KubernetesCrdConfig, KubernetesIngressConfig};
-use super::providers::{ConsulCatalogConfig, ConsulConfig, EtcdConfig};
+use super::providers::{ConsulCatalogConfig, ConsulConfig, EtcdConfig, RedisConfig};
 use crate::dynamic::Duration;
 
 /// Sluice's static configuration: where proxies listen, which providers run,
@@ -106,9 +106,9 @@ pub struct ProvidersConfig {
     /// Read dynamic configuration from etcd.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etcd: Option<EtcdConfig>,
-    /// Traefik's Redis provider settings.
+    /// Read dynamic configuration from Redis.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub redis: Option<serde_json::Value>,
+    pub redis: Option<RedisConfig>,
     /// Traefik's ZooKeeper provider settings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zoo_keeper: Option<serde_json::Value>,
@@ -266,6 +266,27 @@ pub struct ControlPlaneConfig {
     pub debounce: DebounceConfig,
     /// How many snapshot versions are kept for deltas (default 16, at least 1).
     pub history_size: usize,
+    /// TLS for the gRPC listener (mTLS when `clientCAFile` is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ControlPlaneTlsConfig>,
+    /// Bearer token proxies must present on `SnapshotService` calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// `controlPlane.tls`: the gRPC listener's certificate and, optionally, the
+/// CA that proxies' client certificates must chain to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ControlPlaneTlsConfig {
+    /// PEM certificate chain of the listener.
+    pub cert_file: String,
+    /// PEM private key of the listener.
+    pub key_file: String,
+    /// PEM CA certificates; when set, every client must present a
+    /// certificate issued by one of them.
+    #[serde(rename = "clientCAFile")]
+    pub client_ca_file: String,
 }
 
 impl Default for ControlPlaneConfig {
@@ -275,6 +296,8 @@ impl Default for ControlPlaneConfig {
             api_address: SocketAddr::from(([127, 0, 0, 1], 7070)),
             debounce: DebounceConfig::default(),
             history_size: 16,
+            tls: None,
+            token: None,
         }
     }
 }

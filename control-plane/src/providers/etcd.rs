@@ -7,6 +7,9 @@
 //! the tree is decoded again. If etcd compacted the history the watch needs,
 //! or cancels it, the provider reads everything again. With `username`, it
 //! authenticates (`Auth.Authenticate`) and sends the token with each call.
+//! With `tls` (or `https://` endpoints), gRPC runs over rustls, with a client
+//! certificate when `tls.cert` and `tls.key` are set (etcd's
+//! `--client-cert-auth`).
 //!
 //! When etcd cannot be reached or fails, the last configuration sent stays
 //! in place; the provider retries with backoff (trying the next endpoint)
@@ -30,10 +33,13 @@ use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
+use hyper_rustls::HttpsConnectorBuilder;
+
 use super::backoff::Backoff;
 use super::consul::with_causes;
 use super::kv::KeyTree;
 use super::publish::Publisher;
+use super::tls::{ProviderTlsError, client_config};
 use super::{ProviderHealthRegistry, ProviderUpdate, SourceError};
 use crate::config::{EtcdConfig, Secret};
 
@@ -55,7 +61,7 @@ const MAX_DELAY: Duration = Duration::from_millis(100);
 /// Why the etcd provider cannot be created, or lost etcd.
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdError {
-    /// An endpoint is not `host:port` or `http://host:port`.
+    /// An endpoint is not `host:port`, `http://host:port` or `https://host:port`.
     #[error("invalid etcd endpoint `{endpoint}`: {reason}")]
     Endpoint {
         /// The endpoint as written.
@@ -66,9 +72,9 @@ pub enum EtcdError {
     /// No endpoint is configured.
     #[error("no etcd endpoint is configured")]
     NoEndpoint,
-    /// TLS (or an `https` endpoint) is configured.
-    #[error("TLS to etcd arrives with the TLS issue; use a plain `http` endpoint")]
-    TlsUnsupported,
+    /// The `tls` options cannot be used.
+    #[error(transparent)]
+    Tls(#[from] ProviderTlsError),
     /// The endpoint could not be reached.
     #[error("cannot connect to etcd at {endpoint}: {reason}")]
     Connect {
@@ -117,8 +123,10 @@ impl From<EtcdError> for SessionEnd {
 #[derive(Debug)]
 pub struct EtcdProvider {
     root_key: String,
-    /// `http://host:port`.
+    /// `http://host:port` or `https://host:port`.
     endpoints: Vec<String>,
+    /// TLS for `https` endpoints (ALPN `h2`).
+    tls: Arc<rustls::ClientConfig>,
     /// The endpoint used next; moves on after a failure.
     current: usize,
     username: String,
@@ -135,20 +143,19 @@ struct Session {
 impl EtcdProvider {
     /// A provider for `providers.etcd`.
     pub fn new(config: &EtcdConfig) -> Result<Self, EtcdError> {
-        if config.tls.is_some() {
-            return Err(EtcdError::TlsUnsupported);
-        }
         if config.endpoints.is_empty() {
             return Err(EtcdError::NoEndpoint);
         }
         let endpoints = config
             .endpoints
             .iter()
-            .map(|endpoint| parse_endpoint(endpoint))
+            .map(|endpoint| parse_endpoint(endpoint, config.tls.is_some()))
             .collect::<Result<_, _>>()?;
+        let tls = client_config("tls", config.tls.as_ref(), &[b"h2"])?;
         Ok(Self {
             root_key: config.root_key.trim_matches('/').to_owned(),
             endpoints,
+            tls: Arc::new(tls),
             current: 0,
             username: config.username.clone(),
             password: config.password.clone(),
@@ -260,18 +267,24 @@ impl EtcdProvider {
 
     async fn connect(&self) -> Result<Session, EtcdError> {
         let endpoint = self.endpoints[self.current].clone();
-        let channel = Endpoint::from_shared(endpoint.clone())
-            .map_err(|error| EtcdError::Connect {
-                endpoint: endpoint.clone(),
-                reason: with_causes(&error),
-            })?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .connect()
-            .await
-            .map_err(|error| EtcdError::Connect {
-                endpoint: endpoint.clone(),
-                reason: with_causes(&error),
-            })?;
+        let connect_error = |error: tonic::transport::Error| EtcdError::Connect {
+            endpoint: endpoint.clone(),
+            reason: with_causes(&error),
+        };
+        let target = Endpoint::from_shared(endpoint.clone())
+            .map_err(connect_error)?
+            .connect_timeout(CONNECT_TIMEOUT);
+        let channel = if endpoint.starts_with("https://") {
+            let connector = HttpsConnectorBuilder::new()
+                .with_tls_config(rustls::ClientConfig::clone(&self.tls))
+                .https_only()
+                .enable_http2()
+                .build();
+            target.connect_with_connector(connector).await
+        } else {
+            target.connect().await
+        }
+        .map_err(connect_error)?;
         let mut session = Session {
             endpoint,
             channel,
@@ -422,29 +435,30 @@ async fn next_batch(
     }
 }
 
-/// `host:port` or `http://host:port` as `http://host:port`.
-fn parse_endpoint(endpoint: &str) -> Result<String, EtcdError> {
+/// `host:port` (`https` when `tls` is configured, `http` otherwise),
+/// `http://host:port` or `https://host:port` as `scheme://host:port`.
+fn parse_endpoint(endpoint: &str, tls: bool) -> Result<String, EtcdError> {
     let invalid = |reason: &str| EtcdError::Endpoint {
         endpoint: endpoint.to_owned(),
         reason: reason.to_owned(),
     };
     let with_scheme = if endpoint.contains("://") {
         endpoint.to_owned()
+    } else if tls {
+        format!("https://{endpoint}")
     } else {
         format!("http://{endpoint}")
     };
     let uri: http::Uri = with_scheme
         .parse()
         .map_err(|error: http::uri::InvalidUri| invalid(&error.to_string()))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => return Err(EtcdError::TlsUnsupported),
-        _ => return Err(invalid("expected `host:port` or `http://host:port`")),
-    }
-    let authority = uri
-        .authority()
-        .ok_or_else(|| invalid("expected `host:port` or `http://host:port`"))?;
-    Ok(format!("http://{authority}"))
+    let expected = "expected `host:port`, `http://host:port` or `https://host:port`";
+    let scheme = match uri.scheme_str() {
+        Some(scheme @ ("http" | "https")) => scheme,
+        _ => return Err(invalid(expected)),
+    };
+    let authority = uri.authority().ok_or_else(|| invalid(expected))?;
+    Ok(format!("{scheme}://{authority}"))
 }
 
 #[cfg(test)]
@@ -470,20 +484,32 @@ mod tests {
     fn endpoints_and_tls_are_checked_at_startup() {
         assert_eq!(provider("traefik").endpoints, ["http://127.0.0.1:2379"]);
         assert_eq!(
-            parse_endpoint("http://etcd:2379").unwrap(),
+            parse_endpoint("http://etcd:2379", true).unwrap(),
             "http://etcd:2379"
         );
-        assert!(matches!(
-            parse_endpoint("https://etcd:2379"),
-            Err(EtcdError::TlsUnsupported)
-        ));
+        assert_eq!(
+            parse_endpoint("https://etcd:2379", false).unwrap(),
+            "https://etcd:2379"
+        );
         let tls = EtcdConfig {
             tls: Some(Default::default()),
             ..EtcdConfig::default()
         };
-        let error = EtcdProvider::new(&tls).unwrap_err().to_string();
+        assert_eq!(
+            EtcdProvider::new(&tls).unwrap().endpoints,
+            ["https://127.0.0.1:2379"]
+        );
+        let missing = EtcdConfig {
+            tls: Some(crate::config::ProviderTlsConfig {
+                cert: "/x/client.pem".to_owned(),
+                key: "/x/client-key.pem".to_owned(),
+                ..Default::default()
+            }),
+            ..EtcdConfig::default()
+        };
+        let error = EtcdProvider::new(&missing).unwrap_err().to_string();
         assert!(
-            error.contains("TLS to etcd arrives with the TLS issue"),
+            error.starts_with("tls.cert `/x/client.pem`: No such file"),
             "{error}"
         );
     }

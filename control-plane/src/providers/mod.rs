@@ -1,4 +1,4 @@
-//! Providers turn a source (files, Kubernetes, Consul, etcd) into a
+//! Providers turn a source (files, Kubernetes, Consul, etcd, Redis) into a
 //! [`DynamicConfig`] fragment and send it, tagged with their name, to the
 //! aggregator. They know nothing of snapshots.
 
@@ -9,7 +9,9 @@ mod file;
 mod kubernetes;
 mod kv;
 mod publish;
+mod redis;
 mod status;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,7 +27,9 @@ pub use consul::{
 pub use etcd::{EtcdError, EtcdProvider};
 pub use file::{FileProvider, FileProviderError};
 pub use kubernetes::{KubernetesError, KubernetesProvider};
+pub use redis::{RedisError, RedisProvider};
 pub use status::{ProviderHealth, ProviderHealthRegistry, ProviderState};
+pub use tls::ProviderTlsError;
 
 /// The latest complete view of one provider.
 #[derive(Debug, Clone, PartialEq)]

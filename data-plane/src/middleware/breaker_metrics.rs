@@ -154,10 +154,16 @@ impl BreakerMetrics {
 
     /// Responses with a status in `[from, to)` over those in
     /// `[div_from, div_to)` (0 when there are none of the latter).
-    pub(crate) fn response_code_ratio(&self, from: u32, to: u32, div_from: u32, div_to: u32) -> f64 {
+    pub(crate) fn response_code_ratio(
+        &self,
+        from: u32,
+        to: u32,
+        div_from: u32,
+        div_to: u32,
+    ) -> f64 {
         let count = |from: u32, to: u32| -> u64 {
             let from = (from.max(100) - 100) as usize;
-            let to = (to.min(600).max(100) - 100) as usize;
+            let to = (to.clamp(100, 600) - 100) as usize;
             if from >= to {
                 return 0;
             }

@@ -90,7 +90,10 @@ impl Buffering {
         let body = match read_limited(body, self.response.read_limit()).await {
             Read::Whole(buffered) => buffered.body(),
             Read::TooLarge(_) if self.response.max.is_some() => {
-                tracing::debug!(router = ctx.router, "response body over maxResponseBodyBytes");
+                tracing::debug!(
+                    router = ctx.router,
+                    "response body over maxResponseBodyBytes"
+                );
                 return status_response(StatusCode::INTERNAL_SERVER_ERROR);
             }
             Read::TooLarge(body) => body,

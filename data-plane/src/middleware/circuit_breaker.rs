@@ -350,8 +350,8 @@ impl CircuitBreaker {
 mod tests {
     use super::super::test_util::{Backend, config, request, send_with, shared_state, text};
     use super::*;
-    use std::sync::atomic::AtomicU16;
     use sluice_proto::v1::middleware::Kind;
+    use std::sync::atomic::AtomicU16;
 
     fn comparison(metric: breaker_metric::Kind, operator: &str, value: f64) -> v1::BreakerExpr {
         v1::BreakerExpr {
@@ -483,8 +483,8 @@ mod tests {
             }
             tokio::time::advance(Duration::from_millis(50)).await;
         }
-        // Over the first half of recovery the target share rises to 0.25.
-        assert!((5..=20).contains(&through), "{through}");
+        // Halfway through recovery, the share let through has risen to 0.25.
+        assert!((20..=30).contains(&through), "{through}");
         tokio::time::advance(Duration::from_secs(6)).await;
         for _ in 0..10 {
             assert_eq!(send().await.status(), StatusCode::OK);
@@ -508,14 +508,14 @@ mod tests {
         assert_eq!(send().await.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(send().await.status(), StatusCode::SERVICE_UNAVAILABLE);
         tokio::time::advance(Duration::from_secs(15)).await;
-        // Halfway through recovery, some requests reach the failing backend...
+        // As recovery goes on, a request reaches the failing backend...
         let mut reached = false;
         for _ in 0..20 {
             if send().await.status() == StatusCode::BAD_GATEWAY {
                 reached = true;
                 break;
             }
-            tokio::time::advance(Duration::from_millis(10)).await;
+            tokio::time::advance(Duration::from_millis(500)).await;
         }
         assert!(reached);
         // ...and the next check trips the breaker again, for a full fallback.
@@ -524,6 +524,12 @@ mod tests {
         for _ in 0..5 {
             statuses.push(send().await.status());
         }
-        assert!(statuses.iter().skip(1).all(|s| *s == StatusCode::SERVICE_UNAVAILABLE), "{statuses:?}");
+        assert!(
+            statuses
+                .iter()
+                .skip(1)
+                .all(|s| *s == StatusCode::SERVICE_UNAVAILABLE),
+            "{statuses:?}"
+        );
     }
 }

@@ -147,7 +147,11 @@ impl Compress {
         let encodings = if config.encodings.is_empty() {
             vec![Encoding::Zstd, Encoding::Brotli, Encoding::Gzip]
         } else {
-            config.encodings.iter().map(encoding).collect::<Result<_, _>>()?
+            config
+                .encodings
+                .iter()
+                .map(encoding)
+                .collect::<Result<_, _>>()?
         };
         let default_encoding = match config.default_encoding.as_str() {
             "" => None,
@@ -199,7 +203,8 @@ impl Compress {
                 if weight == 0.0 {
                     continue;
                 }
-                let better = best.is_none_or(|(w, p, _, _)| weight > w || (weight == w && priority < p));
+                let better =
+                    best.is_none_or(|(w, p, _, _)| weight > w || (weight == w && priority < p));
                 if better {
                     best = Some((weight, priority, encoding, name == "*"));
                 }
@@ -268,7 +273,9 @@ impl Compress {
         else {
             return false;
         };
-        self.excluded.iter().any(|excluded| excluded.essence == media.essence)
+        self.excluded
+            .iter()
+            .any(|excluded| excluded.essence == media.essence)
     }
 
     /// True for a response with a body that is not encoded and whose type
@@ -290,9 +297,14 @@ impl Compress {
             return false;
         };
         if self.included.is_empty() {
-            !self.excluded.iter().any(|excluded| excluded.matches(&media))
+            !self
+                .excluded
+                .iter()
+                .any(|excluded| excluded.matches(&media))
         } else {
-            self.included.iter().any(|included| included.matches(&media))
+            self.included
+                .iter()
+                .any(|included| included.matches(&media))
         }
     }
 

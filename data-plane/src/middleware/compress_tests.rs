@@ -142,7 +142,11 @@ async fn each_encoding_decodes_to_the_original() {
         assert_eq!(headers["content-encoding"], encoding);
         assert_eq!(headers["vary"], "Accept-Encoding");
         assert!(!headers.contains_key("content-length"));
-        assert!(body.len() < big_body().len() / 4, "{encoding}: {}", body.len());
+        assert!(
+            body.len() < big_body().len() / 4,
+            "{encoding}: {}",
+            body.len()
+        );
         assert_eq!(decode(encoding, &body), big_body());
     }
 }
@@ -189,7 +193,10 @@ async fn content_type_lists_and_thresholds() {
     let mut options = compress(&["gzip"], "", 20);
     options.included_content_types = vec!["text/html".into()];
     let included = middleware(options);
-    let html = answering(TEXT.to_owned(), &[("content-type", "text/html; charset=utf-8")]);
+    let html = answering(
+        TEXT.to_owned(),
+        &[("content-type", "text/html; charset=utf-8")],
+    );
     let (_, headers, body) = fetch(&included, &html, "GET", "gzip").await;
     assert_eq!(headers["content-encoding"], "gzip");
     assert_eq!(decode("gzip", &body), TEXT);
@@ -218,17 +225,26 @@ async fn streams_are_compressed_as_they_come_with_their_trailers() {
         let (mut sender, body) = http_body_util::channel::Channel::<bytes::Bytes, BoxError>::new(4);
         let flag = flag.clone();
         tokio::spawn(async move {
-            sender.send_data(bytes::Bytes::from_static(b"first ")).await.unwrap();
+            sender
+                .send_data(bytes::Bytes::from_static(b"first "))
+                .await
+                .unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             flag.store(true, Ordering::SeqCst);
-            sender.send_data(bytes::Bytes::from_static(b"second")).await.unwrap();
+            sender
+                .send_data(bytes::Bytes::from_static(b"second"))
+                .await
+                .unwrap();
             let mut trailers = HeaderMap::new();
             trailers.insert("x-done", "1".parse().unwrap());
             sender.send_trailers(trailers).await.unwrap();
         });
         Response::new(ProxyBody::boxed(body))
     });
-    let req = Request::get("/").header("accept-encoding", "gzip").body(()).unwrap();
+    let req = Request::get("/")
+        .header("accept-encoding", "gzip")
+        .body(())
+        .unwrap();
     let response = send(std::slice::from_ref(&middleware), &backend, request(req)).await;
     // The backend paused after its first chunk: compression started then,
     // although the threshold was not reached.

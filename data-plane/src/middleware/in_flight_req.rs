@@ -91,9 +91,12 @@ impl InFlightReq {
             *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             return response;
         };
-        next.run(req, ctx)
-            .await
-            .map(|body| ProxyBody::boxed(Guarded { body, slot: Some(slot) }))
+        next.run(req, ctx).await.map(|body| {
+            ProxyBody::boxed(Guarded {
+                body,
+                slot: Some(slot),
+            })
+        })
     }
 }
 

@@ -44,6 +44,7 @@ mod htpasswd;
 mod in_flight_req;
 mod ip_allow_list;
 mod ip_strategy;
+mod pass_tls_client_cert;
 #[cfg(test)]
 mod proxy_tests;
 mod rate_limit;
@@ -58,6 +59,8 @@ mod strip_prefix;
 mod strip_prefix_regex;
 #[cfg(test)]
 mod test_util;
+#[cfg(test)]
+mod traffic_tests;
 mod uri;
 
 use std::any::Any;
@@ -307,6 +310,7 @@ enum Layer {
     Errors(errors_page::ErrorsPage),
     ForwardAuth(Box<forward_auth::ForwardAuth>),
     GrpcWeb(grpc_web::GrpcWeb),
+    PassTlsClientCert(pass_tls_client_cert::PassTlsClientCert),
 }
 
 impl Middleware {
@@ -360,20 +364,23 @@ impl Middleware {
                 Layer::InFlightReq(in_flight_req::InFlightReq::new(c, ctx).map_err(failed)?)
             }
             Kind::Retry(c) => Layer::Retry(retry::Retry::new(c).map_err(failed)?),
-            Kind::CircuitBreaker(c) => Layer::CircuitBreaker(
-                circuit_breaker::CircuitBreaker::new(c, ctx).map_err(failed)?,
-            ),
+            Kind::CircuitBreaker(c) => {
+                Layer::CircuitBreaker(circuit_breaker::CircuitBreaker::new(c, ctx).map_err(failed)?)
+            }
             Kind::Compress(c) => {
                 Layer::Compress(Box::new(compress::Compress::new(c).map_err(failed)?))
             }
             Kind::Buffering(c) => Layer::Buffering(buffering::Buffering::new(c).map_err(failed)?),
             Kind::Errors(c) => Layer::Errors(errors_page::ErrorsPage::new(c, ctx).map_err(failed)?),
-            Kind::ForwardAuth(c) => Layer::ForwardAuth(Box::new(
-                forward_auth::ForwardAuth::new(c).map_err(failed)?,
-            )),
+            Kind::ForwardAuth(c) => {
+                Layer::ForwardAuth(Box::new(forward_auth::ForwardAuth::new(c).map_err(failed)?))
+            }
             Kind::GrpcWeb(c) => Layer::GrpcWeb(grpc_web::GrpcWeb::new(c)),
+            Kind::PassTlsClientCert(c) => {
+                Layer::PassTlsClientCert(pass_tls_client_cert::PassTlsClientCert::new(c))
+            }
             // `Chain` never gets here: `Middlewares` expands chains in place.
-            Kind::Chain(_) | Kind::PassTlsClientCert(_) => {
+            Kind::Chain(_) => {
                 return Err(MiddlewareError::Unsupported {
                     name: config.name.clone(),
                     kind: kind_name(kind),
@@ -412,6 +419,7 @@ impl Middleware {
             Layer::Errors(m) => m.call(req, ctx, next).await,
             Layer::ForwardAuth(m) => m.call(req, ctx, next).await,
             Layer::GrpcWeb(m) => m.call(req, ctx, next).await,
+            Layer::PassTlsClientCert(m) => m.call(req, ctx, next).await,
         }
     }
 }

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
+use http_body::Body;
 use sluice_proto::v1;
 
 use super::{MiddlewareBuildError, Next, RequestContext};
@@ -48,7 +49,9 @@ impl Retry {
         }
         Ok(Self {
             attempts: config.attempts,
-            initial_interval: Duration::from_millis(config.initial_interval_ms.max(0).unsigned_abs()),
+            initial_interval: Duration::from_millis(
+                config.initial_interval_ms.max(0).unsigned_abs(),
+            ),
         })
     }
 
@@ -86,7 +89,12 @@ impl Retry {
             }
             attempt += 1;
             let wait = backoff.next_wait(rand::random());
-            tracing::debug!(router = ctx.router, attempt, ?wait, "server unreachable, retrying");
+            tracing::debug!(
+                router = ctx.router,
+                attempt,
+                ?wait,
+                "server unreachable, retrying"
+            );
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
@@ -148,9 +156,9 @@ impl Backoff {
 mod tests {
     use super::super::test_util::{Backend, config, request, send, text};
     use super::*;
+    use sluice_proto::v1::middleware::Kind;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use sluice_proto::v1::middleware::Kind;
 
     fn retry(attempts: u32, initial_interval_ms: i64) -> v1::Middleware {
         config(
@@ -225,9 +233,7 @@ mod tests {
     async fn bodies_are_replayed_up_to_the_limit() {
         let calls = Arc::new(AtomicUsize::new(0));
         let backend = flaky(1, calls.clone(), StatusCode::OK);
-        let req = Request::post("/")
-            .body(ProxyBody::full("payload"))
-            .unwrap();
+        let req = Request::post("/").body(ProxyBody::full("payload")).unwrap();
         let response = send(&[retry(2, 0)], &backend, req).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
@@ -260,7 +266,9 @@ mod tests {
         assert_eq!(buffered.data, "abcdef");
         assert_eq!(buffered.trailers.as_ref().unwrap()["x-t"], "1");
         for _ in 0..2 {
-            let collected = http_body_util::BodyExt::collect(buffered.body()).await.unwrap();
+            let collected = http_body_util::BodyExt::collect(buffered.body())
+                .await
+                .unwrap();
             assert_eq!(collected.trailers().unwrap()["x-t"], "1");
             assert_eq!(collected.to_bytes(), "abcdef");
         }

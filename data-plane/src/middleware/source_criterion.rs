@@ -117,8 +117,14 @@ mod tests {
         )
         .unwrap();
         let key = |headers, peer| by_header.key(&hasher, &req(headers), peer);
-        assert_eq!(key(&[("x-api-key", "k1")], PEER), key(&[("x-api-key", "k1")], OTHER));
-        assert_ne!(key(&[("x-api-key", "k1")], PEER), key(&[("x-api-key", "k2")], PEER));
+        assert_eq!(
+            key(&[("x-api-key", "k1")], PEER),
+            key(&[("x-api-key", "k1")], OTHER)
+        );
+        assert_ne!(
+            key(&[("x-api-key", "k1")], PEER),
+            key(&[("x-api-key", "k2")], PEER)
+        );
         assert_eq!(key(&[], PEER), key(&[], OTHER));
 
         let by_host = SourceCriterion::new(
@@ -130,8 +136,14 @@ mod tests {
         )
         .unwrap();
         let key = |headers, peer| by_host.key(&hasher, &req(headers), peer);
-        assert_eq!(key(&[("host", "a.test")], PEER), key(&[("host", "a.test")], OTHER));
-        assert_ne!(key(&[("host", "a.test")], PEER), key(&[("host", "b.test")], PEER));
+        assert_eq!(
+            key(&[("host", "a.test")], PEER),
+            key(&[("host", "a.test")], OTHER)
+        );
+        assert_ne!(
+            key(&[("host", "a.test")], PEER),
+            key(&[("host", "b.test")], PEER)
+        );
     }
 
     #[test]

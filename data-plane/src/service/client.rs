@@ -1,9 +1,11 @@
 //! The HTTP client the proxy uses towards backends: hyper-util's pooled
-//! client, one per protocol (HTTP/1.1 for `http://`, HTTP/2 with prior
-//! knowledge for `h2c://`), with Traefik's forwarding timeouts.
+//! client, one per protocol (HTTP/1.1 for `http://`, TLS for `https://` with
+//! HTTP/2 when the server picks `h2` by ALPN, HTTP/2 with prior knowledge for
+//! `h2c://`), with Traefik's forwarding timeouts.
 //!
-//! It lives in the proxy's shared state, so pooled connections survive
-//! snapshot swaps.
+//! There is one client per servers transport (and one default), living in
+//! the proxy's shared state keyed by the transport's content, so pooled
+//! connections survive snapshot swaps that do not change the transport.
 
 use std::error::Error as StdError;
 use std::io;
@@ -11,12 +13,16 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::ServerName;
+use sluice_proto::v1;
 
 use super::upstream::Protocol;
 use crate::body::ProxyBody;
+use crate::tls::{TlsError, client_config};
 
 /// Timeouts and pooling of backend connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,37 +99,84 @@ fn is_timeout(error: &(dyn StdError + 'static)) -> bool {
     false
 }
 
+impl UpstreamConfig {
+    /// These settings with a servers transport's overrides.
+    pub(crate) fn with_transport(&self, transport: &v1::ServersTransport) -> Self {
+        let millis = |ms: i64| u64::try_from(ms).ok().filter(|&ms| ms > 0).map(Duration::from_millis);
+        Self {
+            dial_timeout: millis(transport.dial_timeout_ms).unwrap_or(self.dial_timeout),
+            response_header_timeout: millis(transport.response_header_timeout_ms)
+                .or(self.response_header_timeout),
+            idle_timeout: millis(transport.idle_conn_timeout_ms).unwrap_or(self.idle_timeout),
+            max_idle_per_host: match transport.max_idle_conns_per_host {
+                0 => self.max_idle_per_host,
+                n => usize::try_from(n).unwrap_or(self.max_idle_per_host),
+            },
+        }
+    }
+}
+
 /// Pooled clients to backends.
 #[derive(Debug)]
 pub(crate) struct UpstreamClient {
-    http1: Client<HttpConnector, ProxyBody>,
+    http: Client<HttpsConnector<HttpConnector>, ProxyBody>,
     h2c: Client<HttpConnector, ProxyBody>,
     response_header_timeout: Option<Duration>,
 }
 
 impl UpstreamClient {
-    /// Clients configured from `config`.
-    pub(crate) fn new(config: &UpstreamConfig) -> Self {
+    /// Clients configured from `config` and, for TLS, `transport` (`None`:
+    /// verify with the Mozilla roots, offer `h2` and `http/1.1`).
+    pub(crate) fn new(
+        config: &UpstreamConfig,
+        transport: Option<&v1::ServersTransport>,
+    ) -> Result<Self, TlsError> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(config.dial_timeout));
         connector.set_keepalive(Some(Duration::from_secs(30)));
+        // The TLS layer sees `https://` URIs; `http://` ones pass through.
+        connector.enforce_http(false);
+        let tls = client_config(transport)?;
+        let disable_http2 = transport.is_some_and(|t| t.disable_http2);
+        let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
+        let https = https.https_or_http();
+        let https = match transport.map(|t| t.server_name.as_str()) {
+            Some(name) if !name.is_empty() => {
+                let name = ServerName::try_from(name.to_owned()).map_err(|_| {
+                    TlsError::Transport {
+                        name: transport.map(|t| t.name.clone()).unwrap_or_default(),
+                        reason: format!("serverName `{name}` is not a valid DNS name or IP"),
+                    }
+                })?;
+                https.with_server_name_resolver(FixedServerNameResolver::new(name))
+            }
+            _ => https,
+        };
+        let https = if disable_http2 {
+            https.enable_http1().wrap_connector(connector.clone())
+        } else {
+            https
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(connector.clone())
+        };
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(config.idle_timeout)
             .pool_max_idle_per_host(config.max_idle_per_host);
-        let http1 = builder.build(connector.clone());
+        let http = builder.build(https);
         let h2c = builder
             .http2_only(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .build(connector);
-        Self {
-            http1,
+        Ok(Self {
+            http,
             h2c,
             response_header_timeout: config.response_header_timeout,
-        }
+        })
     }
 
     /// Sends `req` (absolute URI, version set for the protocol) and waits for
@@ -133,11 +186,10 @@ impl UpstreamClient {
         protocol: Protocol,
         req: Request<ProxyBody>,
     ) -> Result<Response<Incoming>, SendError> {
-        let client = match protocol {
-            Protocol::H2c => &self.h2c,
-            Protocol::Http1 | Protocol::Https => &self.http1,
+        let response = match protocol {
+            Protocol::H2c => self.h2c.request(req),
+            Protocol::Http1 | Protocol::Https => self.http.request(req),
         };
-        let response = client.request(req);
         let result = match self.response_header_timeout {
             Some(limit) => tokio::time::timeout(limit, response)
                 .await

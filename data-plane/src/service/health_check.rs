@@ -138,7 +138,12 @@ impl HealthCheckConfig {
             "" => "/",
             p => p,
         };
-        let uri = format!("http://{}:{port}{path}", server.host)
+        let scheme = if protocol == Protocol::Https {
+            "https"
+        } else {
+            "http"
+        };
+        let uri = format!("{scheme}://{}:{port}{path}", server.host)
             .parse()
             .map_err(|_| HealthCheckError::Path(check.path.clone()))?;
         let method = match check.method.as_str() {
@@ -176,9 +181,6 @@ impl HealthCheckConfig {
 
     /// Sends one probe; `Err` says why the server is unhealthy.
     async fn probe(&self, client: &UpstreamClient) -> Result<(), String> {
-        if self.protocol == Protocol::Https {
-            return Err("https backends arrive with TLS support".to_owned());
-        }
         let mut request = Request::new(ProxyBody::empty());
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
@@ -238,6 +240,8 @@ pub(crate) struct CheckSpec {
     pub(crate) config: HealthCheckConfig,
     /// Where results go.
     pub(crate) health: Arc<ServerHealth>,
+    /// The client of the server's transport.
+    pub(crate) client: Arc<UpstreamClient>,
 }
 
 #[derive(Debug)]
@@ -288,7 +292,7 @@ impl HealthChecks {
 
     /// Makes the running checks exactly `specs`: starts new ones, restarts
     /// changed ones, stops and forgets the others.
-    pub(crate) fn reconcile(&self, client: &Arc<UpstreamClient>, specs: Vec<CheckSpec>) {
+    pub(crate) fn reconcile(&self, specs: Vec<CheckSpec>) {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let wanted: HashMap<ServerKey, CheckSpec> =
             specs.into_iter().map(|s| (s.key.clone(), s)).collect();
@@ -309,7 +313,7 @@ impl HealthChecks {
                 key.clone(),
                 spec.config.clone(),
                 spec.health,
-                client.clone(),
+                spec.client,
                 cancel.clone(),
             ));
             running.insert(

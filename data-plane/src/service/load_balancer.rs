@@ -1,10 +1,13 @@
 //! `loadBalancer` services: smooth weighted round robin over the healthy
 //! servers of the service.
 
+use std::sync::Arc;
+
 use http::HeaderValue;
 use sluice_proto::v1;
 
 use super::ServiceError;
+use super::client::UpstreamClient;
 use super::health_check::{CheckSpec, HealthCheckConfig, ServerKey};
 use super::upstream::{ServerUrl, Upstream};
 use super::wrr::Rotation;
@@ -16,27 +19,23 @@ pub(crate) struct LoadBalancer {
     servers: Vec<Upstream>,
     /// Forward the client's Host header (else the server URL's host).
     pub(crate) pass_host_header: bool,
+    /// The client of the balancer's servers transport.
+    pub(crate) client: Arc<UpstreamClient>,
     rotation: Rotation,
 }
 
 impl LoadBalancer {
-    /// Builds the balancer of service `name`; the health checks it needs are
-    /// pushed to `checks`.
+    /// Builds the balancer of service `name`, speaking to servers with
+    /// `client`; the health checks it needs are pushed to `checks`.
     pub(crate) fn build(
         name: &str,
         config: &v1::LoadBalancer,
         shared: &SharedState,
+        client: Arc<UpstreamClient>,
         checks: &mut Vec<CheckSpec>,
     ) -> Result<Self, ServiceError> {
         if config.sticky.is_some() {
             return Err(ServiceError::Sticky);
-        }
-        if !config.servers_transport.is_empty() {
-            tracing::warn!(
-                service = name,
-                servers_transport = %config.servers_transport,
-                "servers transports are not supported by this proxy version; using the defaults"
-            );
         }
         let mut servers = Vec::with_capacity(config.servers.len());
         for server in &config.servers {
@@ -52,6 +51,7 @@ impl LoadBalancer {
                         key,
                         config: HealthCheckConfig::new(check, &target)?,
                         health: health.clone(),
+                        client: client.clone(),
                     });
                     health
                 }
@@ -75,6 +75,7 @@ impl LoadBalancer {
         Ok(Self {
             servers,
             pass_host_header: config.pass_host_header,
+            client,
             rotation,
         })
     }

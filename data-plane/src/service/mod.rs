@@ -59,6 +59,12 @@ pub enum ServiceError {
     /// A health check is unusable.
     #[error("health check")]
     HealthCheck(#[from] HealthCheckError),
+    /// The servers transport a load balancer names is not in the snapshot.
+    #[error("servers transport `{0}` does not exist")]
+    TransportNotFound(String),
+    /// The servers transport's TLS settings are unusable.
+    #[error(transparent)]
+    Transport(#[from] crate::tls::TlsError),
     /// A child service (of a weighted or failover service) failed.
     #[error("service `{name}`")]
     Child {
@@ -122,6 +128,9 @@ pub(crate) struct ServiceBuilder<'a> {
     stack: Vec<String>,
     shared: &'a SharedState,
     checks: Vec<CheckSpec>,
+    transports: HashMap<&'a str, &'a v1::ServersTransport>,
+    /// `name#content_version` of the transports used.
+    transports_in_use: Vec<String>,
 }
 
 impl<'a> ServiceBuilder<'a> {
@@ -133,7 +142,20 @@ impl<'a> ServiceBuilder<'a> {
             stack: Vec::new(),
             shared,
             checks: Vec::new(),
+            transports: HashMap::new(),
+            transports_in_use: Vec::new(),
         }
+    }
+
+    /// Lets load balancers use the snapshot's servers transports.
+    pub(crate) fn with_transports(mut self, transports: &'a [v1::ServersTransport]) -> Self {
+        self.transports = transports.iter().map(|t| (t.name.as_str(), t)).collect();
+        self
+    }
+
+    /// `name#content_version` of the servers transports in use.
+    pub(crate) fn transports_in_use(&self) -> &[String] {
+        &self.transports_in_use
     }
 
     /// The service named `name`, built on first use.
@@ -171,12 +193,27 @@ impl<'a> ServiceBuilder<'a> {
     fn build(&mut self, definition: &v1::Service) -> Result<Service, ServiceError> {
         let name = definition.name.as_str();
         match definition.kind.as_ref().ok_or(ServiceError::Empty)? {
-            Kind::LoadBalancer(config) => Ok(Service::LoadBalancer(LoadBalancer::build(
-                name,
-                config,
-                self.shared,
-                &mut self.checks,
-            )?)),
+            Kind::LoadBalancer(config) => {
+                let client = match config.servers_transport.as_str() {
+                    "" => self.shared.client.clone(),
+                    transport => {
+                        let transport = *self
+                            .transports
+                            .get(transport)
+                            .ok_or_else(|| ServiceError::TransportNotFound(transport.to_owned()))?;
+                        self.transports_in_use
+                            .push(format!("{}#{}", transport.name, transport.content_version));
+                        self.shared.transport_client(transport)?
+                    }
+                };
+                Ok(Service::LoadBalancer(LoadBalancer::build(
+                    name,
+                    config,
+                    self.shared,
+                    client,
+                    &mut self.checks,
+                )?))
+            }
             Kind::Weighted(config) => {
                 if config.sticky.is_some() {
                     return Err(ServiceError::Sticky);

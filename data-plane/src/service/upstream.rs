@@ -29,7 +29,7 @@ pub(crate) enum Protocol {
     Http1,
     /// `h2c://`: HTTP/2 over TCP with prior knowledge (gRPC backends).
     H2c,
-    /// `https://`: needs TLS, which this proxy version does not speak yet.
+    /// `https://`: TLS, then HTTP/2 or HTTP/1.1 as ALPN decides.
     Https,
 }
 

@@ -81,14 +81,44 @@ const fn resource(
 pub(crate) const RESOURCES: [ResourceType; 10] = [
     resource("", "v1", "services", "Service", true),
     resource("", "v1", "secrets", "Secret", true),
-    resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", true),
+    resource(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "EndpointSlice",
+        true,
+    ),
     resource("networking.k8s.io", "v1", "ingresses", "Ingress", true),
-    resource("networking.k8s.io", "v1", "ingressclasses", "IngressClass", false),
-    resource("traefik.io", "v1alpha1", "ingressroutes", "IngressRoute", true),
+    resource(
+        "networking.k8s.io",
+        "v1",
+        "ingressclasses",
+        "IngressClass",
+        false,
+    ),
+    resource(
+        "traefik.io",
+        "v1alpha1",
+        "ingressroutes",
+        "IngressRoute",
+        true,
+    ),
     resource("traefik.io", "v1alpha1", "middlewares", "Middleware", true),
-    resource("traefik.io", "v1alpha1", "traefikservices", "TraefikService", true),
+    resource(
+        "traefik.io",
+        "v1alpha1",
+        "traefikservices",
+        "TraefikService",
+        true,
+    ),
     resource("traefik.io", "v1alpha1", "tlsoptions", "TLSOption", true),
-    resource("traefik.io", "v1alpha1", "serverstransports", "ServersTransport", true),
+    resource(
+        "traefik.io",
+        "v1alpha1",
+        "serverstransports",
+        "ServersTransport",
+        true,
+    ),
 ];
 
 /// One change, as watches see it.
@@ -223,8 +253,6 @@ impl FakeKubernetes {
             .unwrap_or_else(|| panic!("no {kind} {namespace}/{name}"));
         state.resource_version += 1;
         let version = state.resource_version;
-        let mut last = removed.clone();
-        last["metadata"]["resourceVersion"] = json!(version.to_string());
         self.server.record(
             &mut state,
             Change {
@@ -234,7 +262,6 @@ impl FakeKubernetes {
                 new: None,
             },
         );
-        drop(last);
     }
 
     /// The stored object, as a GET would return it.
@@ -317,14 +344,18 @@ fn normalize(object: &mut Value, resource: &ResourceType) {
     }
     if metadata["uid"].is_null() {
         let name = metadata["name"].as_str().unwrap_or_default().to_owned();
-        let namespace = metadata["namespace"].as_str().unwrap_or_default().to_owned();
+        let namespace = metadata["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         metadata["uid"] = json!(format!("{}-{namespace}-{name}", resource.plural));
     }
     if metadata["creationTimestamp"].is_null() {
         metadata["creationTimestamp"] = json!("2024-01-01T00:00:00Z");
     }
     if resource.kind == "Secret"
-        && let Some(Value::Object(strings)) = object.as_object_mut().and_then(|o| o.remove("stringData"))
+        && let Some(Value::Object(strings)) =
+            object.as_object_mut().and_then(|o| o.remove("stringData"))
     {
         let data = object["data"].as_object().cloned().unwrap_or_default();
         let mut data = data;
@@ -341,7 +372,10 @@ fn normalize(object: &mut Value, resource: &ResourceType) {
 pub(crate) fn object_key(object: &Value) -> (String, String) {
     let metadata = &object["metadata"];
     (
-        metadata["namespace"].as_str().unwrap_or_default().to_owned(),
+        metadata["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         metadata["name"].as_str().unwrap_or_default().to_owned(),
     )
 }

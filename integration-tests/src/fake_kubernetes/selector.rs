@@ -94,7 +94,10 @@ fn parse_term(part: &str) -> Result<Term, String> {
         return Ok(Term::Absent(key.trim().to_owned()));
     }
     if let Some((key, value)) = part.split_once("!=") {
-        return Ok(Term::NotEquals(key.trim().to_owned(), value.trim().to_owned()));
+        return Ok(Term::NotEquals(
+            key.trim().to_owned(),
+            value.trim().to_owned(),
+        ));
     }
     if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
         return Ok(Term::Equals(key.trim().to_owned(), value.trim().to_owned()));

@@ -3,5 +3,7 @@
 //! capability, so the suite links once.
 
 mod control_plane;
+mod kubernetes;
+mod middlewares;
 mod providers;
 mod proxy;

@@ -1,13 +1,17 @@
-//! Provider scenarios: routes from Consul KV, the Consul Catalog and a real
-//! etcd, served by a real control plane and proxy.
+//! Provider scenarios: routes from Consul KV, the Consul Catalog, a real
+//! etcd and a real Redis, served by a real control plane and proxy.
 //!
 //! - [`consul`]: KV keys become routes, follow changes and deletions, a
 //!   malformed key names itself while the rest ships; the catalog routes
 //!   passing instances only; Consul going away keeps the routes.
-//! - [`etcd`]: the same against a real etcd, killed and restarted.
+//! - [`etcd`]: the same against a real etcd, killed and restarted; over
+//!   mutual TLS; a missing TLS file named at startup.
+//! - [`redis`]: the same against a real Redis, with keyspace notifications
+//!   and, when they are off, by periodic reads.
 
 mod consul;
 mod etcd;
+mod redis;
 
 use std::time::Duration;
 

@@ -134,6 +134,7 @@ impl ConsulCatalogProvider {
             &[address],
             &endpoint.token,
             basic_auth,
+            "endpoint.tls",
             endpoint.tls.as_ref(),
         )?;
         let constraints = (!config.constraints.trim().is_empty())
@@ -449,7 +450,7 @@ fn encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ConsulEndpointConfig;
+    use crate::config::{ConsulEndpointConfig, ProviderTlsConfig};
 
     #[test]
     fn only_instances_whose_checks_all_pass_are_kept() {
@@ -520,10 +521,17 @@ mod tests {
         let error = with(|config| {
             config.endpoint = ConsulEndpointConfig {
                 scheme: "https".to_owned(),
+                tls: Some(ProviderTlsConfig {
+                    cert: "/x/client.pem".to_owned(),
+                    ..ProviderTlsConfig::default()
+                }),
                 ..ConsulEndpointConfig::default()
             };
         })
         .unwrap_err();
-        assert!(error.to_string().contains("TLS to Consul"), "{error}");
+        assert_eq!(
+            error.to_string(),
+            "endpoint.tls.cert and endpoint.tls.key must be set together"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! A small Consul HTTP API client: endpoints tried in turn, the ACL token
-//! and basic authentication, and blocking queries.
+//! and basic authentication, TLS (rustls, with the `tls` options of
+//! `providers/tls.rs`), and blocking queries.
 //!
 //! Blocking queries follow Consul's documented rules
 //! (<https://developer.hashicorp.com/consul/api-docs/features/blocking>): the
@@ -15,11 +16,13 @@ use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::{ProviderTlsConfig, Secret};
+use crate::providers::tls::{ProviderTlsError, client_config};
 
 /// How long a blocking query waits for a change when not configured
 /// (Consul's own default).
@@ -28,7 +31,7 @@ pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 /// Why a Consul client cannot be created, or a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsulError {
-    /// An endpoint is not `host:port` or `http://host:port`.
+    /// An endpoint is not `host:port`, `http://host:port` or `https://host:port`.
     #[error("invalid Consul endpoint `{endpoint}`: {reason}")]
     Endpoint {
         /// The endpoint as written.
@@ -42,9 +45,9 @@ pub enum ConsulError {
     /// The token or basic authentication cannot be sent in a header.
     #[error("the {0} contains characters that cannot be sent in an HTTP header")]
     Credentials(&'static str),
-    /// TLS (or an `https` endpoint) is configured.
-    #[error("TLS to Consul arrives with the TLS issue; use a plain `http` endpoint")]
-    TlsUnsupported,
+    /// The `tls` options cannot be used.
+    #[error(transparent)]
+    Tls(#[from] ProviderTlsError),
     /// The request could not be sent or answered.
     #[error("GET {url}: {reason}")]
     Request {
@@ -117,7 +120,7 @@ impl ConsulResponse {
 /// A client for one or more Consul agents of the same cluster.
 #[derive(Debug, Clone)]
 pub(crate) struct ConsulClient {
-    /// `http://host:port`, without a trailing slash.
+    /// `http://host:port` or `https://host:port`, without a trailing slash.
     endpoints: Vec<String>,
     /// The endpoint used next; moves on after a failure.
     current: usize,
@@ -125,27 +128,32 @@ pub(crate) struct ConsulClient {
     token: Option<HeaderValue>,
     /// `Authorization` header value for basic authentication.
     authorization: Option<HeaderValue>,
-    http: Client<HttpConnector, Empty<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
 }
 
 impl ConsulClient {
-    /// A client for `endpoints` (`host:port` or `http://host:port`).
+    /// A client for `endpoints` (`host:port`, `http://host:port` or
+    /// `https://host:port`). With `tls` (written at option `tls_prefix`,
+    /// for messages), `host:port` means `https`.
     pub(crate) fn new(
         endpoints: &[String],
         token: &Secret,
         basic_auth: Option<(&str, &Secret)>,
+        tls_prefix: &str,
         tls: Option<&ProviderTlsConfig>,
     ) -> Result<Self, ConsulError> {
-        if tls.is_some() {
-            return Err(ConsulError::TlsUnsupported);
-        }
         if endpoints.is_empty() {
             return Err(ConsulError::NoEndpoint);
         }
         let endpoints = endpoints
             .iter()
-            .map(|endpoint| parse_endpoint(endpoint))
+            .map(|endpoint| parse_endpoint(endpoint, tls.is_some()))
             .collect::<Result<Vec<_>, _>>()?;
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(client_config(tls_prefix, tls, &[])?)
+            .https_or_http()
+            .enable_http1()
+            .build();
         let token = (!token.is_empty())
             .then(|| sensitive_header(token.expose(), "ACL token"))
             .transpose()?;
@@ -161,7 +169,7 @@ impl ConsulClient {
             current: 0,
             token,
             authorization,
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http: Client::builder(TokioExecutor::new()).build(connector),
         })
     }
 
@@ -219,7 +227,7 @@ impl ConsulClient {
                     source,
                 })?
                 .to_bytes();
-            Ok((status, index, body))
+            Ok::<_, ConsulError>((status, index, body))
         };
         let (status, index, body) =
             tokio::time::timeout(timeout, exchange)
@@ -267,29 +275,30 @@ fn sensitive_header(value: &str, what: &'static str) -> Result<HeaderValue, Cons
     Ok(header)
 }
 
-/// `host:port` or `http://host:port` as `http://host:port`.
-fn parse_endpoint(endpoint: &str) -> Result<String, ConsulError> {
+/// `host:port` (`https` when `tls` is configured, `http` otherwise),
+/// `http://host:port` or `https://host:port` as `scheme://host:port`.
+fn parse_endpoint(endpoint: &str, tls: bool) -> Result<String, ConsulError> {
     let invalid = |reason: &str| ConsulError::Endpoint {
         endpoint: endpoint.to_owned(),
         reason: reason.to_owned(),
     };
     let with_scheme = if endpoint.contains("://") {
         endpoint.to_owned()
+    } else if tls {
+        format!("https://{endpoint}")
     } else {
         format!("http://{endpoint}")
     };
     let uri: Uri = with_scheme
         .parse()
         .map_err(|error: http::uri::InvalidUri| invalid(&error.to_string()))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => return Err(ConsulError::TlsUnsupported),
-        _ => return Err(invalid("expected `host:port` or `http://host:port`")),
-    }
-    let authority = uri
-        .authority()
-        .ok_or_else(|| invalid("expected `host:port` or `http://host:port`"))?;
-    Ok(format!("http://{authority}"))
+    let expected = "expected `host:port`, `http://host:port` or `https://host:port`";
+    let scheme = match uri.scheme_str() {
+        Some(scheme @ ("http" | "https")) => scheme,
+        _ => return Err(invalid(expected)),
+    };
+    let authority = uri.authority().ok_or_else(|| invalid(expected))?;
+    Ok(format!("{scheme}://{authority}"))
 }
 
 /// A blocking query on one endpoint path: each call returns the next
@@ -383,26 +392,54 @@ mod tests {
     #[test]
     fn endpoints_are_host_port_or_http_urls() {
         assert_eq!(
-            parse_endpoint("127.0.0.1:8500").unwrap(),
+            parse_endpoint("127.0.0.1:8500", false).unwrap(),
             "http://127.0.0.1:8500"
         );
         assert_eq!(
-            parse_endpoint("http://consul:8500/").unwrap(),
+            parse_endpoint("127.0.0.1:8501", true).unwrap(),
+            "https://127.0.0.1:8501"
+        );
+        assert_eq!(
+            parse_endpoint("http://consul:8500/", true).unwrap(),
             "http://consul:8500"
         );
-        assert!(matches!(
-            parse_endpoint("https://consul:8501"),
-            Err(ConsulError::TlsUnsupported)
-        ));
-        let error = parse_endpoint("ftp://consul").unwrap_err().to_string();
-        assert!(error.contains("ftp://consul"), "{error}");
-        let tls = ProviderTlsConfig::default();
-        let error = ConsulClient::new(&["a:1".to_owned()], &Secret::default(), None, Some(&tls))
-            .unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("TLS to Consul arrives with the TLS issue")
+        assert_eq!(
+            parse_endpoint("https://consul:8501", false).unwrap(),
+            "https://consul:8501"
         );
+        let error = parse_endpoint("ftp://consul", false)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ftp://consul"), "{error}");
+    }
+
+    #[test]
+    fn tls_errors_name_the_option_and_the_file() {
+        let tls = ProviderTlsConfig {
+            ca: "/x/ca.pem".to_owned(),
+            ..ProviderTlsConfig::default()
+        };
+        let error = ConsulClient::new(
+            &["a:1".to_owned()],
+            &Secret::default(),
+            None,
+            "tls",
+            Some(&tls),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("tls.ca `/x/ca.pem`: No such file"),
+            "{error}"
+        );
+        let client = ConsulClient::new(
+            &["a:1".to_owned()],
+            &Secret::default(),
+            None,
+            "tls",
+            Some(&ProviderTlsConfig::default()),
+        )
+        .unwrap();
+        assert_eq!(client.endpoints, ["https://a:1"]);
     }
 }

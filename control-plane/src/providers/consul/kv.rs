@@ -44,8 +44,13 @@ pub struct ConsulKvProvider {
 impl ConsulKvProvider {
     /// The providers for `providers.consul`: one, or one per namespace.
     pub fn from_config(config: &ConsulConfig) -> Result<Vec<Self>, ConsulError> {
-        let client =
-            ConsulClient::new(&config.endpoints, &config.token, None, config.tls.as_ref())?;
+        let client = ConsulClient::new(
+            &config.endpoints,
+            &config.token,
+            None,
+            "tls",
+            config.tls.as_ref(),
+        )?;
         let root_key = config.root_key.trim_matches('/').to_owned();
         let provider = |name: String, namespace: Option<&str>| {
             let mut path = format!("/v1/kv/{root_key}?recurse=true");

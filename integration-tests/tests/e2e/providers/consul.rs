@@ -1,6 +1,6 @@
 //! Consul KV and Consul Catalog against the harness's fake Consul agent.
 
-use integration_tests::{EchoBackend, FakeConsul, eventually, request};
+use integration_tests::{EchoBackend, FakeConsul, TestPki, eventually, request};
 
 use super::{DEADLINE, Stack};
 
@@ -202,4 +202,32 @@ async fn the_catalog_routes_passing_instances_only() {
         }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kv_is_read_over_mutual_tls() {
+    let first = EchoBackend::start("first").await;
+    let second = EchoBackend::start("second").await;
+    let pki = TestPki::generate();
+    let consul = FakeConsul::start_tls(&pki).await;
+    route(&consul, "secure", &first.url());
+    let stack = Stack::start(
+        "consul",
+        &format!(
+            "endpoints: [\"{}\"]\n{}",
+            consul.endpoint(),
+            pki.provider_tls_yaml(0)
+        ),
+    )
+    .await;
+    stack.wait_backend("secure.example", "first").await;
+    let health = stack.wait_provider_state("consul", "ok").await;
+    assert!(health["lastError"].is_null(), "{health}");
+
+    // Blocking queries run over TLS too.
+    consul.put(
+        "traefik/http/services/secure/loadbalancer/servers/0/url",
+        &second.url(),
+    );
+    stack.wait_backend("secure.example", "second").await;
 }

@@ -1,6 +1,9 @@
-//! The etcd provider against a real etcd.
+//! The etcd provider against a real etcd, in plain text and over mutual
+//! TLS.
 
-use integration_tests::{EchoBackend, Etcd};
+use std::time::Duration;
+
+use integration_tests::{EchoBackend, Etcd, TestPki, binary, free_port, run_to_completion};
 
 use super::Stack;
 
@@ -58,4 +61,70 @@ async fn etcd_keys_become_routes_and_survive_an_etcd_crash() {
     stack.wait_backend("late.example", "second").await;
     stack.wait_provider_state("etcd", "ok").await;
     assert_eq!(stack.backend("api.example").await.unwrap(), "second");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_is_read_over_mutual_tls() {
+    let first = EchoBackend::start("first").await;
+    let second = EchoBackend::start("second").await;
+    let pki = TestPki::generate();
+    let etcd = Etcd::start_tls(&pki).await;
+    route(&etcd, "secure", &first.url());
+    let stack = Stack::start(
+        "etcd",
+        &format!(
+            "endpoints: [\"{}\"]\n{}",
+            etcd.endpoint(),
+            pki.provider_tls_yaml(0)
+        ),
+    )
+    .await;
+    stack.wait_backend("secure.example", "first").await;
+    stack.wait_provider_state("etcd", "ok").await;
+
+    // The watch runs over the same TLS connection.
+    etcd.put(
+        "traefik/http/services/secure/loadbalancer/servers/0/url",
+        &second.url(),
+    );
+    stack.wait_backend("secure.example", "second").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_tls_file_stops_the_control_plane_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sluice.yml");
+    let missing = dir.path().join("nowhere/ca.pem");
+    std::fs::write(
+        &config,
+        format!(
+            "entryPoints:\n  web:\n    address: \"127.0.0.1:{}\"\ncontrolPlane:\n  \
+             grpcAddress: \"127.0.0.1:{}\"\n  apiAddress: \"127.0.0.1:{}\"\n\
+             providers:\n  etcd:\n    tls:\n      ca: \"{}\"\n",
+            free_port(),
+            free_port(),
+            free_port(),
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let output = run_to_completion(
+        &binary("sluice-control-plane"),
+        &["run", "--configFile", &config.display().to_string()],
+        &[],
+        Duration::from_secs(20),
+    );
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "providers.etcd: tls.ca `{}`: No such file",
+            missing.display()
+        )),
+        "{printed}"
+    );
 }
