@@ -147,7 +147,10 @@ mod tests {
             check(Some("s3cret"), Some("Bearer wrong")),
             Err(tonic::Code::Unauthenticated)
         );
-        assert_eq!(check(Some("s3cret"), None), Err(tonic::Code::Unauthenticated));
+        assert_eq!(
+            check(Some("s3cret"), None),
+            Err(tonic::Code::Unauthenticated)
+        );
     }
 
     #[test]

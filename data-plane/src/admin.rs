@@ -102,6 +102,7 @@ struct Summary<'a> {
     updates_rejected: u64,
     entry_points: Vec<EntryPointSummary<'a>>,
     routers: Vec<RouterSummary<'a>>,
+    certificates: &'a [crate::tls::CertificateSummary],
 }
 
 #[derive(Debug, Serialize)]
@@ -109,6 +110,7 @@ struct EntryPointSummary<'a> {
     name: &'a str,
     address: &'a str,
     bound: Option<String>,
+    tls: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -128,12 +130,13 @@ fn snapshot(state: &AdminState) -> Response<ProxyBody> {
             name,
             address: &ep.address,
             bound: ep.bound.map(|a| a.to_string()),
+            tls: ep.tls.is_some(),
         })
         .collect();
     entry_points.sort_by(|a, b| a.name.cmp(b.name));
     let mut routers: BTreeMap<&str, RouterSummary<'_>> = BTreeMap::new();
     for (name, ep) in runtime.entry_points() {
-        for route in ep.routes.routes() {
+        for route in ep.routes.routes().iter().chain(ep.tls_routes.routes()) {
             routers
                 .entry(&route.name)
                 .or_insert_with(|| RouterSummary {
@@ -157,6 +160,7 @@ fn snapshot(state: &AdminState) -> Response<ProxyBody> {
         updates_rejected: state.shared.updates.rejected_count(),
         entry_points,
         routers,
+        certificates: runtime.certificates(),
     };
     match serde_json::to_vec_pretty(&summary) {
         Ok(json) => {

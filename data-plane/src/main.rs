@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the snapshots streamed by a control plane.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Exit 0 when the admin endpoint answers GET /ping with 200, 1 otherwise.
     Healthcheck {
         /// Admin endpoint address.
@@ -93,7 +93,7 @@ fn main() -> ExitCode {
             rt.block_on(healthcheck(&admin_address))
                 .with_context(|| format!("proxy at {admin_address} is not healthy"))
         }),
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

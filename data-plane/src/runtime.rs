@@ -29,7 +29,9 @@ use crate::redirect::Redirect;
 use crate::router::{Matcher, MatcherError, Route, RouterTable};
 use crate::service::{CheckSpec, Service, ServiceBuilder, ServiceError};
 use crate::shared::{SharedState, StateKey};
-use crate::tls::{EntryPointTls, TlsBuilder, TlsError, claim_host, rule_hosts};
+use crate::tls::{
+    CertificateSummary, EntryPointTls, TlsBuilder, TlsError, claim_host, rule_hosts,
+};
 
 /// Why a snapshot cannot be turned into a runtime.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +183,7 @@ struct EntryPointBuild<'a> {
 pub struct Runtime {
     version: String,
     entry_points: HashMap<String, EntryPointRuntime>,
+    certificates: Vec<CertificateSummary>,
 }
 
 /// A runtime with what must happen once it is published.
@@ -209,6 +212,11 @@ impl Runtime {
     /// The entry point named `name`.
     pub(crate) fn entry_point(&self, name: &str) -> Option<&EntryPointRuntime> {
         self.entry_points.get(name)
+    }
+
+    /// The certificates served, for the admin endpoint.
+    pub(crate) fn certificates(&self) -> &[CertificateSummary] {
+        &self.certificates
     }
 
     /// Entry points by name.
@@ -373,6 +381,7 @@ impl Runtime {
         let runtime = Runtime {
             version: version.to_owned(),
             entry_points: runtime_entry_points,
+            certificates: resources.certificates.iter().map(Into::into).collect(),
         };
         Ok(Built {
             runtime,
@@ -457,19 +466,8 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_middlewares_fail_the_build_by_name() {
+    fn unbuildable_middlewares_fail_the_build_by_name() {
         let mut resources = resources();
-        resources.routers[0].middlewares = vec!["cert@file".into()];
-        resources.middlewares = vec![middleware(
-            "cert@file",
-            middleware::Kind::PassTlsClientCert(Default::default()),
-        )];
-        let error = build(&resources).unwrap_err();
-        assert_eq!(
-            crate::report::chain(&error),
-            "router `r@file`: middleware `cert@file` (passTLSClientCert) is not supported by this proxy version"
-        );
-
         resources.routers[0].middlewares = vec!["auth@file".into()];
         resources.middlewares = vec![middleware(
             "auth@file",

@@ -77,6 +77,9 @@ impl ControlPlane {
             options.quiet_period,
             options.max_delay,
         ));
+        for line in options.control_plane_settings.lines() {
+            config.push_str(&format!("  {line}\n"));
+        }
         std::fs::write(dir.path().join("sluice.yml"), config).expect("writing static config");
         let process = Self::spawn(dir.path());
         let control_plane = Self {

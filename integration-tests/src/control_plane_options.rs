@@ -28,6 +28,8 @@ pub struct ControlPlaneOptions {
     pub(crate) grpc_port: Option<u16>,
     /// More providers beside the file provider: (name, YAML settings).
     pub(crate) providers: Vec<(String, String)>,
+    /// More `controlPlane` settings, as YAML lines (`tls:`, `token:`).
+    pub(crate) control_plane_settings: String,
 }
 
 impl Default for ControlPlaneOptions {
@@ -39,6 +41,7 @@ impl Default for ControlPlaneOptions {
             max_delay: "500ms".to_owned(),
             grpc_port: None,
             providers: Vec::new(),
+            control_plane_settings: String::new(),
         }
     }
 }
@@ -90,6 +93,12 @@ impl ControlPlaneOptions {
     /// [\"127.0.0.1:8500\"]")`.
     pub fn provider(mut self, name: &str, settings: &str) -> Self {
         self.providers.push((name.to_owned(), settings.to_owned()));
+        self
+    }
+
+    /// Adds `controlPlane` settings, as YAML lines relative to `controlPlane`.
+    pub fn control_plane_settings(mut self, settings: &str) -> Self {
+        self.control_plane_settings.push_str(settings);
         self
     }
 

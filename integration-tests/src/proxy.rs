@@ -17,6 +17,17 @@ impl Proxy {
     /// Starts a proxy; `entry_points` override addresses (name, port) so
     /// several proxies can run on one host.
     pub fn start(control_plane_url: &str, node_id: &str, entry_points: &[(&str, u16)]) -> Self {
+        Self::start_with_args(control_plane_url, node_id, entry_points, &[])
+    }
+
+    /// Like [`Proxy::start`], with more command-line arguments
+    /// (`--control-plane-ca`...).
+    pub fn start_with_args(
+        control_plane_url: &str,
+        node_id: &str,
+        entry_points: &[(&str, u16)],
+        extra: &[String],
+    ) -> Self {
         let admin_address = format!("127.0.0.1:{}", free_port());
         let mut args = vec![
             "run".to_owned(),
@@ -33,6 +44,7 @@ impl Proxy {
             args.push("--entry-point".to_owned());
             args.push(format!("{name}=127.0.0.1:{port}"));
         }
+        args.extend(extra.iter().cloned());
         Self {
             process: ChildProcess::spawn(node_id, &binary("sluice-proxy"), &args),
             node_id: node_id.to_owned(),

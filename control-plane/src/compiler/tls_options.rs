@@ -86,7 +86,10 @@ pub(crate) fn check_options(config: &TlsOptionsConfig) -> Result<(), String> {
                 CLIENT_AUTH_TYPES.join(", ")
             ));
         }
-        let verifies = matches!(kind, "VerifyClientCertIfGiven" | "RequireAndVerifyClientCert");
+        let verifies = matches!(
+            kind,
+            "VerifyClientCertIfGiven" | "RequireAndVerifyClientCert"
+        );
         if verifies && auth.ca_files.is_empty() {
             return Err(format!(
                 "clientAuth.clientAuthType `{kind}` verifies client certificates: clientAuth.caFiles is empty"

@@ -18,9 +18,9 @@
 //! absolute unless `preserveLocationHeader`. An auth server that cannot be
 //! reached gives `500`.
 //!
-//! The auth server is reached with the proxy's pooled HTTP/1.1 client, so
-//! `https://` addresses and `tls` options fail the build until the proxy
-//! has TLS towards upstreams.
+//! The auth server is reached with the proxy's pooled HTTP/1.1 client
+//! (`https://` verified against the default roots); custom `tls` material
+//! for the auth server is not supported yet and fails the build.
 
 use std::time::Duration;
 
@@ -51,6 +51,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub(crate) struct ForwardAuth {
     address: Uri,
+    /// HTTP/1.1, in clear or over TLS.
+    protocol: Protocol,
     trust_forward_header: bool,
     response_headers: Vec<HeaderName>,
     response_headers_regex: Option<Regex>,
@@ -74,21 +76,17 @@ impl ForwardAuth {
                 value: config.address.clone(),
                 reason: "not a URL",
             })?;
-        match address.scheme() {
-            Some(scheme) if *scheme == Scheme::HTTP => {}
-            Some(scheme) if *scheme == Scheme::HTTPS => {
-                return Err(MiddlewareBuildError::UnsupportedOption(
-                    "forwardAuth.address with https://",
-                ));
-            }
+        let protocol = match address.scheme() {
+            Some(scheme) if *scheme == Scheme::HTTP => Protocol::Http1,
+            Some(scheme) if *scheme == Scheme::HTTPS => Protocol::Https,
             _ => {
                 return Err(MiddlewareBuildError::Invalid {
                     option: "forwardAuth.address",
                     value: config.address.clone(),
-                    reason: "expected an http:// URL",
+                    reason: "expected an http:// or https:// URL",
                 });
             }
-        }
+        };
         if config.tls.is_some() {
             return Err(MiddlewareBuildError::UnsupportedOption("forwardAuth.tls"));
         }
@@ -100,6 +98,7 @@ impl ForwardAuth {
         };
         Ok(Self {
             address,
+            protocol,
             trust_forward_header: config.trust_forward_header,
             response_headers: names(
                 "forwardAuth.authResponseHeaders",
@@ -159,10 +158,8 @@ impl ForwardAuth {
             },
         };
         let auth_request = self.auth_request(&parts, ctx.conn.peer_header.clone(), auth_body);
-        let sent = tokio::time::timeout(
-            TIMEOUT,
-            ctx.shared.client.send(Protocol::Http1, auth_request),
-        );
+        let sent =
+            tokio::time::timeout(TIMEOUT, ctx.shared.client.send(self.protocol, auth_request));
         let auth = match sent.await {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => {

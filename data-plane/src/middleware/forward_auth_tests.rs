@@ -142,14 +142,20 @@ fn helpers() {
 }
 
 #[test]
-fn https_and_tls_fail_the_build_clearly() {
+fn addresses_are_http_or_https_and_tls_options_fail_the_build() {
     let config =
         |auth: v1::ForwardAuth| crate::middleware::test_util::config("fa", Kind::ForwardAuth(auth));
     let mut https = options();
     https.address = "https://auth.test/verify".into();
+    let auth = ForwardAuth::new(&https).unwrap();
+    assert_eq!(auth.protocol, Protocol::Https);
+    let req = auth.auth_request(&parts("GET", "/", &[]), peer(), ProxyBody::empty());
+    assert_eq!(req.uri(), "https://auth.test/verify");
+    let mut ftp = options();
+    ftp.address = "ftp://auth.test/verify".into();
     assert_eq!(
-        build_error(config(https)),
-        "middleware `fa@test` (forwardAuth): forwardAuth.address with https://: not supported by this proxy version"
+        build_error(config(ftp)),
+        "middleware `fa@test` (forwardAuth): forwardAuth.address `ftp://auth.test/verify`: expected an http:// or https:// URL"
     );
     let mut tls = options();
     tls.tls = Some(v1::ClientTls::default());

@@ -35,7 +35,7 @@ impl PassTlsClientCert {
     pub(crate) fn new(config: &v1::PassTlsClientCert) -> Self {
         Self {
             pem: config.pem,
-            info: config.info.clone(),
+            info: config.info,
         }
     }
 
@@ -139,7 +139,11 @@ fn dn(name: &X509Name<'_>, fields: &v1::PassTlsClientCertDn) -> String {
         (fields.province, "ST", &OID_X509_STATE_OR_PROVINCE_NAME),
         (fields.locality, "L", &OID_X509_LOCALITY_NAME),
         (fields.organization, "O", &OID_X509_ORGANIZATION_NAME),
-        (fields.organizational_unit, "OU", &OID_X509_ORGANIZATIONAL_UNIT),
+        (
+            fields.organizational_unit,
+            "OU",
+            &OID_X509_ORGANIZATIONAL_UNIT,
+        ),
         (fields.common_name, "CN", &OID_X509_COMMON_NAME),
         (fields.serial_number, "SN", &OID_X509_SERIALNUMBER),
     ];

@@ -35,8 +35,8 @@ pub(crate) fn client_config(
         Some(transport) if !transport.root_ca_pems.is_empty() => {
             let mut roots = RootCertStore::empty();
             for (index, pem) in transport.root_ca_pems.iter().enumerate() {
-                for certificate in
-                    parse_chain(pem).map_err(|error| invalid(format!("rootCAs[{index}]: {error}")))?
+                for certificate in parse_chain(pem)
+                    .map_err(|error| invalid(format!("rootCAs[{index}]: {error}")))?
                 {
                     roots
                         .add(certificate)

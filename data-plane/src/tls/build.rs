@@ -54,7 +54,11 @@ impl<'a> TlsBuilder<'a> {
 
     /// The rustls config of options `name` (`""` means `default`).
     pub(crate) fn config(&mut self, name: &str) -> Result<Arc<ServerConfig>, TlsError> {
-        let name = if name.is_empty() { DEFAULT_OPTIONS } else { name };
+        let name = if name.is_empty() {
+            DEFAULT_OPTIONS
+        } else {
+            name
+        };
         if let Some(config) = self.configs.get(name) {
             return Ok(config.clone());
         }

@@ -59,13 +59,15 @@ impl CertCache {
         if let Some(parsed) = self.parsed.get(&key) {
             return Ok(parsed.clone());
         }
-        let parsed = Arc::new(certified_key(&certificate.cert_pem, &certificate.key_pem).map_err(
-            |reason| TlsError::Certificate {
-                name: certificate.name.clone(),
-                origin: certificate.origin.clone(),
-                reason,
-            },
-        )?);
+        let parsed = Arc::new(
+            certified_key(&certificate.cert_pem, &certificate.key_pem).map_err(|reason| {
+                TlsError::Certificate {
+                    name: certificate.name.clone(),
+                    origin: certificate.origin.clone(),
+                    reason,
+                }
+            })?,
+        );
         self.parsed.insert(key, parsed.clone());
         Ok(parsed)
     }
@@ -231,8 +233,14 @@ mod tests {
         let index = CertIndex::new(&pairs, cache.generated());
         let key_a = cache.get(&a).unwrap();
         let key_w = cache.get(&wild).unwrap();
-        assert!(Arc::ptr_eq(&index.resolve(Some("a.example.com"), false).unwrap(), &key_a));
-        assert!(Arc::ptr_eq(&index.resolve(Some("b.example.com"), false).unwrap(), &key_w));
+        assert!(Arc::ptr_eq(
+            &index.resolve(Some("a.example.com"), false).unwrap(),
+            &key_a
+        ));
+        assert!(Arc::ptr_eq(
+            &index.resolve(Some("b.example.com"), false).unwrap(),
+            &key_w
+        ));
         // A wildcard covers one label only.
         assert!(index.matching("x.b.example.com").is_none());
         assert!(index.matching("example.com").is_none());
@@ -258,7 +266,11 @@ mod tests {
     fn mismatched_keys_and_garbage_are_refused() {
         let (cert, _) = self_signed(&["a.test"]);
         let (_, other_key) = self_signed(&["b.test"]);
-        assert!(certified_key(&cert, &other_key).unwrap_err().contains("does not match"));
+        assert!(
+            certified_key(&cert, &other_key)
+                .unwrap_err()
+                .contains("does not match")
+        );
         assert!(certified_key("nope", &other_key).is_err());
     }
 

@@ -66,6 +66,31 @@ pub enum TlsError {
     Generate(String),
 }
 
+/// What the admin endpoint shows of a certificate: never the key.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CertificateSummary {
+    /// The certificate's name.
+    pub(crate) name: String,
+    /// The names it covers.
+    pub(crate) sans: Vec<String>,
+    /// End of validity, Unix seconds.
+    pub(crate) not_after_unix: i64,
+    /// Where it came from.
+    pub(crate) origin: String,
+}
+
+impl From<&v1::Certificate> for CertificateSummary {
+    fn from(certificate: &v1::Certificate) -> Self {
+        Self {
+            name: certificate.name.clone(),
+            sans: certificate.sans.clone(),
+            not_after_unix: certificate.not_after_unix,
+            origin: certificate.origin.clone(),
+        }
+    }
+}
+
 /// The TLS side of one entry point: the config each handshake gets.
 #[derive(Debug)]
 pub(crate) struct EntryPointTls {
@@ -77,7 +102,10 @@ pub(crate) struct EntryPointTls {
 
 impl EntryPointTls {
     /// An entry point where `by_host` names the options of some hosts.
-    pub(crate) fn new(by_host: HashMap<String, Arc<ServerConfig>>, default: Arc<ServerConfig>) -> Self {
+    pub(crate) fn new(
+        by_host: HashMap<String, Arc<ServerConfig>>,
+        default: Arc<ServerConfig>,
+    ) -> Self {
         Self { by_host, default }
     }
 

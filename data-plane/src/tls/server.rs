@@ -139,7 +139,10 @@ fn provider(options: &v1::TlsOptions) -> Result<CryptoProvider, String> {
                 chosen.push(suite);
             }
         }
-        if !chosen.iter().any(|s| matches!(s, SupportedCipherSuite::Tls13(_))) {
+        if !chosen
+            .iter()
+            .any(|s| matches!(s, SupportedCipherSuite::Tls13(_)))
+        {
             chosen.extend(
                 provider
                     .cipher_suites
@@ -198,7 +201,11 @@ fn client_verifier(
         "RequireAnyClientCert" => Some(Arc::new(AnyClientCert::new(provider, true))),
         "VerifyClientCertIfGiven" => Some(webpki(true)?),
         "RequireAndVerifyClientCert" => Some(webpki(false)?),
-        other => return Err(format!("clientAuth.clientAuthType `{other}` is not supported")),
+        other => {
+            return Err(format!(
+                "clientAuth.clientAuthType `{other}` is not supported"
+            ));
+        }
     })
 }
 
@@ -293,7 +300,11 @@ mod tests {
         assert_eq!(both.len(), 2);
         let only13 = versions("VersionTLS13", "").unwrap();
         assert_eq!(only13, [&rustls::version::TLS13]);
-        assert!(versions("VersionTLS10", "").unwrap_err().contains("minVersion `VersionTLS10`"));
+        assert!(
+            versions("VersionTLS10", "")
+                .unwrap_err()
+                .contains("minVersion `VersionTLS10`")
+        );
         assert!(versions("VersionTLS13", "VersionTLS12").is_err());
     }
 

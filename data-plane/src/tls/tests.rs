@@ -71,13 +71,12 @@ struct Client {
 
 fn client(alpn: &[&str], identity: Option<&Issued>) -> Client {
     let verifier = Arc::new(Recording::default());
-    let builder = ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(verifier.clone());
+    let builder =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone());
     let mut config = match identity {
         Some(issued) => builder
             .with_client_auth_cert(
@@ -97,7 +96,11 @@ fn client(alpn: &[&str], identity: Option<&Issued>) -> Client {
 }
 
 impl Client {
-    async fn connect(&self, address: SocketAddr, sni: &str) -> std::io::Result<TlsStream<TcpStream>> {
+    async fn connect(
+        &self,
+        address: SocketAddr,
+        sni: &str,
+    ) -> std::io::Result<TlsStream<TcpStream>> {
         let tcp = TcpStream::connect(address).await?;
         TlsConnector::from(self.config.clone())
             .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
@@ -110,7 +113,10 @@ impl Client {
 }
 
 /// One HTTP/1.1 (or HTTP/2 when `h2`) GET over `stream`.
-async fn get(stream: TlsStream<TcpStream>, host: &str) -> Result<(StatusCode, String), hyper::Error> {
+async fn get(
+    stream: TlsStream<TcpStream>,
+    host: &str,
+) -> Result<(StatusCode, String), hyper::Error> {
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     let request = Request::get(format!("https://{host}/"))
         .header("host", host)
@@ -118,7 +124,8 @@ async fn get(stream: TlsStream<TcpStream>, host: &str) -> Result<(StatusCode, St
         .unwrap();
     let io = TokioIo::new(stream);
     let response = if h2 {
-        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
         tokio::spawn(conn);
         sender.send_request(request).await?
     } else {
@@ -156,10 +163,7 @@ fn tls_router(name: &str, host: &str, options: &str) -> v1::Router {
 }
 
 /// A proxy with routers for a.test and b.test (TLS) and plain.test (plain).
-async fn proxy(
-    ca: &TestCa,
-    edit: impl FnOnce(&mut v1::Resources),
-) -> (Harness, Issued, Issued) {
+async fn proxy(ca: &TestCa, edit: impl FnOnce(&mut v1::Resources)) -> (Harness, Issued, Issued) {
     let backend = echo_backend().await;
     let a = ca.server(&["a.test"]);
     let b = ca.server(&["*.b.test"]);
@@ -168,7 +172,11 @@ async fn proxy(
         vec![
             tls_router("a@file", "a.test", ""),
             tls_router("b@file", "x.b.test", ""),
-            router("plain@file", leaf(Kind::Host("plain.test".into())), "s@file"),
+            router(
+                "plain@file",
+                leaf(Kind::Host("plain.test".into())),
+                "s@file",
+            ),
         ],
         vec![service("s@file", &format!("http://{backend}"), None)],
     );
@@ -210,7 +218,10 @@ async fn sni_picks_the_certificate_and_unknown_names_get_the_default() {
     let (status, _) = harness_get(&harness, "a.test").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let stream = client.connect(address, "plain.test").await.unwrap();
-    assert_eq!(get(stream, "plain.test").await.unwrap().0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(stream, "plain.test").await.unwrap().0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn harness_get(harness: &Harness, host: &str) -> (StatusCode, String) {
@@ -247,7 +258,12 @@ async fn sni_strict_refuses_unknown_names() {
     })
     .await;
     let client = client(&["http/1.1"], None);
-    assert!(client.connect(harness.address(), "unknown.test").await.is_err());
+    assert!(
+        client
+            .connect(harness.address(), "unknown.test")
+            .await
+            .is_err()
+    );
     assert!(client.connect(harness.address(), "a.test").await.is_ok());
 }
 
@@ -260,7 +276,10 @@ async fn http2_is_negotiated_by_alpn() {
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (status, body) = get(stream, "a.test").await.unwrap();
     assert_eq!(status, StatusCode::OK);
-    assert!(body.starts_with("GET / HTTP/1.1"), "the backend speaks HTTP/1.1: {body}");
+    assert!(
+        body.starts_with("GET / HTTP/1.1"),
+        "the backend speaks HTTP/1.1: {body}"
+    );
     let http1 = client(&["http/1.1"], None);
     let stream = http1.connect(harness.address(), "a.test").await.unwrap();
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
@@ -334,12 +353,13 @@ async fn https_backend(issued: &Issued) -> SocketAddr {
                 let Ok(stream) = acceptor.accept(stream).await else {
                     return;
                 };
-                let service = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
-                    let text = format!("{} {:?} secure", req.uri().path(), req.version());
-                    Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
-                        Bytes::from(text),
-                    )))
-                });
+                let service =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let text = format!("{} {:?} secure", req.uri().path(), req.version());
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(Bytes::from(text)),
+                        ))
+                    });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -360,7 +380,11 @@ async fn https_backends_with_root_cas_and_server_name() {
     }
     let mut update = full(
         "1",
-        vec![router("r@file", leaf(Kind::PathPrefix("/".into())), "s@file")],
+        vec![router(
+            "r@file",
+            leaf(Kind::PathPrefix("/".into())),
+            "s@file",
+        )],
         vec![lb_service],
     );
     let transport = v1::ServersTransport {
@@ -379,7 +403,11 @@ async fn https_backends_with_root_cas_and_server_name() {
     // HTTP/1.1 only when HTTP/2 is disabled.
     let mut update = full(
         "2",
-        vec![router("r@file", leaf(Kind::PathPrefix("/".into())), "s@file")],
+        vec![router(
+            "r@file",
+            leaf(Kind::PathPrefix("/".into())),
+            "s@file",
+        )],
         vec![{
             let mut s = service("s@file", &format!("https://{backend}"), None);
             if let Some(v1::service::Kind::LoadBalancer(balancer)) = &mut s.kind {
@@ -395,14 +423,24 @@ async fn https_backends_with_root_cas_and_server_name() {
     }];
     harness.applier.apply(update).await.unwrap();
     let (status, body) = harness_get(&harness, "any").await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "/ HTTP/1.1 secure"));
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "/ HTTP/1.1 secure")
+    );
 
     // The default transport does not trust the test CA: 502.
     let update = full(
         "3",
-        vec![router("r@file", leaf(Kind::PathPrefix("/".into())), "s@file")],
+        vec![router(
+            "r@file",
+            leaf(Kind::PathPrefix("/".into())),
+            "s@file",
+        )],
         vec![service("s@file", &format!("https://{backend}"), None)],
     );
     harness.applier.apply(update).await.unwrap();
-    assert_eq!(harness_get(&harness, "any").await.0, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        harness_get(&harness, "any").await.0,
+        StatusCode::BAD_GATEWAY
+    );
 }

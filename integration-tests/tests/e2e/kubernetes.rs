@@ -320,10 +320,15 @@ async fn the_provider_resyncs_after_an_api_server_restart_without_dropping_route
     stack
         .wait_rotation("shop.example", &["shop-a", "shop-b"])
         .await;
-    assert!(
-        stack.kubernetes.list_count("Ingress") > lists,
-        "no relist after 410"
-    );
+    eventually("the Ingress watch to relist", DEADLINE, || async {
+        let now = stack.kubernetes.list_count("Ingress");
+        if now > lists {
+            Ok(())
+        } else {
+            Err(format!("{now} Ingress lists"))
+        }
+    })
+    .await;
     let failures = traffic.await.unwrap();
     assert!(
         failures.is_empty(),

@@ -7,3 +7,4 @@ mod kubernetes;
 mod middlewares;
 mod providers;
 mod proxy;
+mod tls;

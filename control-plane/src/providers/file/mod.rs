@@ -20,11 +20,14 @@
 //!   ConfigMap updates (a `..data` symbolic link swapped). Bursts of events
 //!   are debounced; an update is sent only when the result changed.
 //!
-//! Certificate and key files named in the configuration are read by the
-//! compiler, not here.
+//! Certificate, key and CA files named in the configuration are read by the
+//! compiler, not here; but they are watched (their parent directories), and
+//! a change to one sends the update again so the compiler re-reads them:
+//! certificates rotate without a configuration change (`referenced`).
 
 mod merge;
 mod parse;
+mod referenced;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -38,6 +41,7 @@ use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use self::merge::Merged;
+use self::referenced::referenced_files;
 use self::parse::{is_config_file, is_hidden_or_backup, parse};
 use super::{ProviderUpdate, SourceError};
 use crate::config::FileProviderConfig;
@@ -73,6 +77,10 @@ pub struct FileProvider {
     files: BTreeMap<PathBuf, FileState>,
     /// Why changes are not being watched, reported with every update.
     watch_error: Option<SourceError>,
+    /// Files the configuration references (certificates, keys, CAs).
+    referenced: BTreeSet<PathBuf>,
+    /// Directories watched for the referenced files.
+    watched_directories: BTreeSet<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -104,6 +112,8 @@ impl FileProvider {
             watch: config.watch,
             files: BTreeMap::new(),
             watch_error: None,
+            referenced: BTreeSet::new(),
+            watched_directories: BTreeSet::new(),
         })
     }
 
@@ -142,6 +152,7 @@ impl FileProvider {
         }
         let (config, origins, duplicates) = merged.finish();
         errors.extend(duplicates);
+        self.referenced = referenced_files(&config);
         ProviderUpdate {
             provider: PROVIDER.to_owned(),
             config,
@@ -167,14 +178,16 @@ impl FileProvider {
         if !send(&updates, last_sent.clone(), &shutdown).await {
             return;
         }
-        let Some(_watcher) = watcher else {
+        let Some(mut watcher) = watcher else {
             shutdown.cancelled().await;
             return;
         };
-        while provider.next_change(&mut events, &shutdown).await {
+        provider.watch_referenced(&mut watcher);
+        while let Some(referenced_changed) = provider.next_change(&mut events, &shutdown).await {
             let (reloaded, update) = provider.load_off_thread().await;
             provider = reloaded;
-            if update != last_sent {
+            provider.watch_referenced(&mut watcher);
+            if update != last_sent || referenced_changed {
                 if !send(&updates, update.clone(), &shutdown).await {
                     return;
                 }
@@ -291,40 +304,91 @@ impl FileProvider {
         }
     }
 
+    /// Watches the parent directories of referenced files not watched yet
+    /// (a directory that cannot be watched is logged and retried next time).
+    fn watch_referenced(&mut self, watcher: &mut RecommendedWatcher) {
+        let directories: BTreeSet<PathBuf> = self
+            .referenced
+            .iter()
+            .filter_map(|file| file.parent())
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .collect();
+        for directory in directories {
+            if self.watched_directories.contains(&directory) {
+                continue;
+            }
+            match watcher.watch(&directory, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.watched_directories.insert(directory);
+                }
+                Err(error) => tracing::warn!(
+                    %error,
+                    directory = %directory.display(),
+                    "cannot watch the directory of a certificate file; changes to it are not seen"
+                ),
+            }
+        }
+    }
+
     /// Waits for an event that may change the configuration, then until
-    /// events stop for [`QUIET_PERIOD`] (at most [`MAX_DELAY`]). False once
-    /// `shutdown` is cancelled.
+    /// events stop for [`QUIET_PERIOD`] (at most [`MAX_DELAY`]). `None` once
+    /// `shutdown` is cancelled; `Some(true)` when a referenced file
+    /// (certificate, key, CA) changed.
     async fn next_change(
         &self,
         events: &mut mpsc::UnboundedReceiver<notify::Result<Event>>,
         shutdown: &CancellationToken,
-    ) -> bool {
+    ) -> Option<bool> {
+        let mut referenced = false;
         loop {
             let event = tokio::select! {
-                () = shutdown.cancelled() => return false,
+                () = shutdown.cancelled() => return None,
                 event = events.recv() => event,
             };
             match event {
-                Some(event) if self.may_change_config(&event) => break,
+                Some(event) if self.may_change_config(&event) => {
+                    referenced |= self.touches_referenced(&event);
+                    break;
+                }
                 Some(_) => {}
-                None => return false,
+                None => return None,
             }
         }
         let deadline = Instant::now() + MAX_DELAY;
         let mut quiet_until = (Instant::now() + QUIET_PERIOD).min(deadline);
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => return false,
-                () = tokio::time::sleep_until(quiet_until) => return true,
+                () = shutdown.cancelled() => return None,
+                () = tokio::time::sleep_until(quiet_until) => return Some(referenced),
                 event = events.recv() => match event {
                     Some(event) if self.may_change_config(&event) => {
+                        referenced |= self.touches_referenced(&event);
                         quiet_until = (Instant::now() + QUIET_PERIOD).min(deadline);
                     }
                     Some(_) => {}
-                    None => return false,
+                    None => return None,
                 },
             }
         }
+    }
+
+    /// Whether a (non-read) event is about a referenced file.
+    fn touches_referenced(&self, event: &notify::Result<Event>) -> bool {
+        match event {
+            Ok(event) => event.paths.iter().any(|path| self.is_referenced(path)),
+            Err(_) => true,
+        }
+    }
+
+    /// Whether `path` (absolute, as the watcher reports it) is a referenced file.
+    fn is_referenced(&self, path: &Path) -> bool {
+        self.referenced.iter().any(|file| {
+            file == path
+                || (file.file_name() == path.file_name()
+                    && file.parent().and_then(|p| p.canonicalize().ok())
+                        == path.parent().and_then(|p| p.canonicalize().ok()))
+        })
     }
 
     /// Whether a raw event may change what [`FileProvider::load`] returns.
@@ -344,7 +408,11 @@ impl FileProvider {
         if is_read {
             return false;
         }
-        event.need_rescan() || event.paths.iter().any(|path| self.may_matter(path))
+        event.need_rescan()
+            || event
+                .paths
+                .iter()
+                .any(|path| self.may_matter(path) || self.is_referenced(path))
     }
 
     /// Whether a changed path may be, contain or point to a configuration file.
