@@ -13,8 +13,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use sluice_data_plane::{
-    ControlPlaneAuth, DEFAULT_ADMIN_ADDRESS, GIT_COMMIT, LogFormat, Proxy, ProxyConfig, UpstreamConfig, VERSION,
-    default_node_id, healthcheck, init_logging, parse_duration, parse_key_value, shutdown_signal,
+    ControlPlaneAuth, DEFAULT_ADMIN_ADDRESS, GIT_COMMIT, LogFormat, Proxy, ProxyConfig,
+    UpstreamConfig, VERSION, default_node_id, healthcheck, init_logging, parse_duration,
+    parse_key_value, shutdown_signal,
 };
 
 #[derive(Debug, Parser)]
@@ -51,10 +52,18 @@ struct RunArgs {
     #[arg(long, env = "SLUICE_PROXY_CONTROL_PLANE_CA")]
     control_plane_ca: Option<std::path::PathBuf>,
     /// PEM client certificate for a control plane that requires mTLS.
-    #[arg(long, env = "SLUICE_PROXY_CONTROL_PLANE_CERT", requires = "control_plane_key")]
+    #[arg(
+        long,
+        env = "SLUICE_PROXY_CONTROL_PLANE_CERT",
+        requires = "control_plane_key"
+    )]
     control_plane_cert: Option<std::path::PathBuf>,
     /// PEM key of the client certificate.
-    #[arg(long, env = "SLUICE_PROXY_CONTROL_PLANE_KEY", requires = "control_plane_cert")]
+    #[arg(
+        long,
+        env = "SLUICE_PROXY_CONTROL_PLANE_KEY",
+        requires = "control_plane_cert"
+    )]
     control_plane_key: Option<std::path::PathBuf>,
     /// Bearer token for a control plane that requires one.
     #[arg(long, env = "SLUICE_PROXY_CONTROL_PLANE_TOKEN", hide_env_values = true)]

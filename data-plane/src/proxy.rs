@@ -80,11 +80,12 @@ impl Proxy {
     /// Binds the admin endpoint and starts watching the control plane. The
     /// proxy serves nothing but the admin endpoint until the first snapshot.
     pub async fn start(config: ProxyConfig) -> Result<Self, ProxyError> {
-        let endpoint = Endpoint::from_shared(config.control_plane.clone())
-            .map_err(|source| ProxyError::ControlPlaneUrl {
+        let endpoint = Endpoint::from_shared(config.control_plane.clone()).map_err(|source| {
+            ProxyError::ControlPlaneUrl {
                 url: config.control_plane.clone(),
                 source,
-            })?;
+            }
+        })?;
         let endpoint = secure_endpoint(endpoint, &config.control_plane_auth)?;
         let token = bearer(&config.control_plane_auth)?;
         let endpoint = endpoint
@@ -214,7 +215,9 @@ fn secure_endpoint(endpoint: Endpoint, auth: &ControlPlaneAuth) -> Result<Endpoi
             read("--control-plane-key", key)?,
         ));
     }
-    endpoint.tls_config(tls).map_err(ProxyError::ControlPlaneTls)
+    endpoint
+        .tls_config(tls)
+        .map_err(ProxyError::ControlPlaneTls)
 }
 
 /// The `authorization` value sent with every call, if a token is set.

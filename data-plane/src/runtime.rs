@@ -29,9 +29,7 @@ use crate::redirect::Redirect;
 use crate::router::{Matcher, MatcherError, Route, RouterTable};
 use crate::service::{CheckSpec, Service, ServiceBuilder, ServiceError};
 use crate::shared::{SharedState, StateKey};
-use crate::tls::{
-    CertificateSummary, EntryPointTls, TlsBuilder, TlsError, claim_host, rule_hosts,
-};
+use crate::tls::{CertificateSummary, EntryPointTls, TlsBuilder, TlsError, claim_host, rule_hosts};
 
 /// Why a snapshot cannot be turned into a runtime.
 #[derive(Debug, thiserror::Error)]
@@ -249,12 +247,10 @@ impl Runtime {
             // Checked here so that an error names the entry point, not a router.
             middlewares
                 .chain(&[&ep.middlewares], &mut services)
-                .map_err(|source| {
-                BuildError::EntryPointMiddleware {
+                .map_err(|source| BuildError::EntryPointMiddleware {
                     entry_point: ep.name.clone(),
                     source,
-                }
-            })?;
+                })?;
             entry_point_middlewares.insert(&ep.name, &ep.middlewares);
             let address = overrides.get(&ep.name).unwrap_or(&ep.address).clone();
             entry_points.insert(

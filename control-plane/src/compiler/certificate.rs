@@ -14,7 +14,6 @@ use super::tls_options::check_options;
 use crate::dynamic::{TlsCertificateConfig, TlsOptionsConfig};
 use crate::providers::ProviderUpdate;
 
-
 /// Compiled `tls` section.
 pub(super) struct CompiledTls {
     pub(super) certificates: Vec<Certificate>,
@@ -186,7 +185,9 @@ pub(super) fn read_leaf(pem: &str) -> Result<Leaf, String> {
                 GeneralName::IPAddress(bytes) => {
                     let ip = match bytes.len() {
                         4 => <[u8; 4]>::try_from(*bytes).ok().map(std::net::IpAddr::from),
-                        16 => <[u8; 16]>::try_from(*bytes).ok().map(std::net::IpAddr::from),
+                        16 => <[u8; 16]>::try_from(*bytes)
+                            .ok()
+                            .map(std::net::IpAddr::from),
                         _ => None,
                     };
                     if let Some(ip) = ip {
@@ -274,4 +275,52 @@ fn compile_options(name: &str, config: &TlsOptionsConfig) -> Result<TlsOptions, 
         },
         disable_session_tickets: config.disable_session_tickets,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_names_and_expiry_come_from_the_certificate() {
+        let mut params = rcgen::CertificateParams::new(vec![
+            "Www.Example.com".to_owned(),
+            "*.example.com".to_owned(),
+            "10.0.0.1".to_owned(),
+        ])
+        .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "example.com");
+        params.not_after = rcgen::date_time_ymd(2031, 1, 2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        let leaf = read_leaf(&pem).unwrap();
+        assert_eq!(
+            leaf.names,
+            [
+                "example.com",
+                "www.example.com",
+                "*.example.com",
+                "10.0.0.1"
+            ]
+        );
+        assert_eq!(leaf.not_after_unix, 1_925_078_400);
+        assert!(read_leaf("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").is_err());
+    }
+
+    #[test]
+    fn certificates_carry_names_and_expiry() {
+        let certified = rcgen::generate_simple_self_signed(vec!["a.test".to_owned()]).unwrap();
+        let config = TlsCertificateConfig {
+            cert_file: certified.cert.pem(),
+            key_file: certified.signing_key.serialize_pem(),
+            stores: Vec::new(),
+        };
+        let certificate = load_certificate(&config, "tls.certificates[0]").unwrap();
+        assert_eq!(certificate.sans, ["a.test"]);
+        assert!(certificate.not_after_unix > 0);
+        assert_eq!(certificate.origin, "inline PEM");
+        assert_eq!(certificate.stores, ["default"]);
+    }
 }

@@ -102,7 +102,12 @@ fn is_timeout(error: &(dyn StdError + 'static)) -> bool {
 impl UpstreamConfig {
     /// These settings with a servers transport's overrides.
     pub(crate) fn with_transport(&self, transport: &v1::ServersTransport) -> Self {
-        let millis = |ms: i64| u64::try_from(ms).ok().filter(|&ms| ms > 0).map(Duration::from_millis);
+        let millis = |ms: i64| {
+            u64::try_from(ms)
+                .ok()
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis)
+        };
         Self {
             dial_timeout: millis(transport.dial_timeout_ms).unwrap_or(self.dial_timeout),
             response_header_timeout: millis(transport.response_header_timeout_ms)
@@ -143,12 +148,11 @@ impl UpstreamClient {
         let https = https.https_or_http();
         let https = match transport.map(|t| t.server_name.as_str()) {
             Some(name) if !name.is_empty() => {
-                let name = ServerName::try_from(name.to_owned()).map_err(|_| {
-                    TlsError::Transport {
+                let name =
+                    ServerName::try_from(name.to_owned()).map_err(|_| TlsError::Transport {
                         name: transport.map(|t| t.name.clone()).unwrap_or_default(),
                         reason: format!("serverName `{name}` is not a valid DNS name or IP"),
-                    }
-                })?;
+                    })?;
                 https.with_server_name_resolver(FixedServerNameResolver::new(name))
             }
             _ => https,

@@ -41,8 +41,8 @@ use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use self::merge::Merged;
-use self::referenced::referenced_files;
 use self::parse::{is_config_file, is_hidden_or_backup, parse};
+use self::referenced::referenced_files;
 use super::{ProviderUpdate, SourceError};
 use crate::config::FileProviderConfig;
 use crate::dynamic::DynamicConfig;
