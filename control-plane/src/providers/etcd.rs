@@ -151,7 +151,7 @@ impl EtcdProvider {
             .iter()
             .map(|endpoint| parse_endpoint(endpoint, config.tls.is_some()))
             .collect::<Result<_, _>>()?;
-        let tls = client_config("tls", config.tls.as_ref(), &[b"h2"])?;
+        let tls = client_config("tls", config.tls.as_ref())?;
         Ok(Self {
             root_key: config.root_key.trim_matches('/').to_owned(),
             endpoints,

@@ -462,7 +462,7 @@ fn server(
         .map_err(client_error)?,
         Some(tls) => {
             // Checks every file and option, with errors naming them.
-            client_config("tls", Some(tls), &[])?;
+            client_config("tls", Some(tls))?;
             let info = ConnectionAddr::TcpTls {
                 host: host.to_owned(),
                 port,

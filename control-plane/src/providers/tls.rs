@@ -67,13 +67,11 @@ pub enum ProviderTlsError {
 }
 
 /// A client configuration for `tls`, written under the option `prefix`
-/// (`tls`, `endpoint.tls`), negotiating `alpn` protocols (`h2` for gRPC,
-/// none for HTTP/1.1). Without `tls`, the system's roots and no client
-/// certificate.
+/// (`tls`, `endpoint.tls`). Without `tls`, the system's roots and no client
+/// certificate. ALPN is left to the connector (`h2` for etcd's gRPC).
 pub(crate) fn client_config(
     prefix: &str,
     tls: Option<&ProviderTlsConfig>,
-    alpn: &[&[u8]],
 ) -> Result<ClientConfig, ProviderTlsError> {
     let default = ProviderTlsConfig::default();
     let tls = tls.unwrap_or(&default);
@@ -98,7 +96,7 @@ pub(crate) fn client_config(
     } else {
         builder.with_root_certificates(roots(prefix, &tls.ca)?)
     };
-    let mut config = match (tls.cert.is_empty(), tls.key.is_empty()) {
+    let config = match (tls.cert.is_empty(), tls.key.is_empty()) {
         (true, true) => builder.with_no_client_auth(),
         (false, false) => {
             let certificates = certificates(&format!("{prefix}.cert"), &tls.cert)?;
@@ -113,7 +111,6 @@ pub(crate) fn client_config(
             });
         }
     };
-    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
     Ok(config)
 }
 
@@ -236,7 +233,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_option_and_the_file() {
-        let error = client_config("tls", Some(&tls("/x/ca.pem", "", "")), &[])
+        let error = client_config("tls", Some(&tls("/x/ca.pem", "", "")))
             .unwrap_err()
             .to_string();
         assert!(
@@ -247,7 +244,7 @@ mod tests {
         let mut not_pem = tempfile::NamedTempFile::new().unwrap();
         not_pem.write_all(b"hello").unwrap();
         let path = not_pem.path().display().to_string();
-        let error = client_config("endpoint.tls", Some(&tls(&path, "", "")), &[])
+        let error = client_config("endpoint.tls", Some(&tls(&path, "", "")))
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -255,29 +252,28 @@ mod tests {
             format!("endpoint.tls.ca `{path}`: no `CERTIFICATE` block")
         );
 
-        let error = client_config("tls", Some(&tls("", "/x/cert.pem", "")), &[])
+        let error = client_config("tls", Some(&tls("", "/x/cert.pem", "")))
             .unwrap_err()
             .to_string();
         assert_eq!(error, "tls.cert and tls.key must be set together");
 
-        let error = client_config("tls", Some(&tls("", &path, "/x/key.pem")), &[])
+        let error = client_config("tls", Some(&tls("", &path, "/x/key.pem")))
             .unwrap_err()
             .to_string();
         assert_eq!(error, format!("tls.cert `{path}`: no `CERTIFICATE` block"));
     }
 
     #[test]
-    fn defaults_to_the_system_roots_and_sets_alpn() {
-        let config = client_config("tls", None, &[b"h2"]).unwrap();
-        assert_eq!(config.alpn_protocols, [b"h2".to_vec()]);
+    fn defaults_to_the_system_roots_without_a_client_certificate() {
+        let config = client_config("tls", None).unwrap();
         assert!(!config.client_auth_cert_resolver.has_certs());
         let insecure = ProviderTlsConfig {
             insecure_skip_verify: true,
             ca_optional: true,
             ..ProviderTlsConfig::default()
         };
-        let config = client_config("tls", Some(&insecure), &[]).unwrap();
-        assert!(config.alpn_protocols.is_empty());
+        let config = client_config("tls", Some(&insecure)).unwrap();
+        assert!(config.alpn_protocols.is_empty(), "the connector sets ALPN");
         let verifier = AcceptAnyCertificate {
             algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
         };

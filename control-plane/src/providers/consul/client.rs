@@ -150,7 +150,7 @@ impl ConsulClient {
             .map(|endpoint| parse_endpoint(endpoint, tls.is_some()))
             .collect::<Result<Vec<_>, _>>()?;
         let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(client_config(tls_prefix, tls, &[])?)
+            .with_tls_config(client_config(tls_prefix, tls)?)
             .https_or_http()
             .enable_http1()
             .build();
