@@ -107,6 +107,7 @@ async fn rawdata(State(state): State<AdminState>) -> Json<Value> {
         "tlsOptions",
         "tlsStores",
         "certificates",
+        "serversTransports",
     ] {
         sections.insert(section, BTreeMap::new());
     }
@@ -129,6 +130,7 @@ fn section_of(kind: &str) -> &'static str {
         "middleware" => "middlewares",
         "tlsOptions" => "tlsOptions",
         "tlsStore" => "tlsStores",
+        "serversTransport" => "serversTransports",
         _ => "certificates",
     }
 }

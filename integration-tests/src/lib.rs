@@ -54,3 +54,8 @@ mod pki;
 mod redis;
 pub use pki::TestPki;
 pub use redis::RedisServer;
+mod https_backend;
+pub use fake_kubernetes::application_name;
+pub use https_backend::HttpsBackend;
+mod snapshot_state;
+pub use snapshot_state::{DeltaSummary, SnapshotState, VersionChange};

@@ -132,6 +132,43 @@ impl TestPki {
         (self.path("client.pem"), self.path("client-key.pem"))
     }
 
+    /// Another server certificate `<name>.pem`/`<name>-key.pem` signed by
+    /// the CA, for `sans` as openssl writes them (`DNS:backend.internal,
+    /// IP:127.0.0.1`); its subject CN is the first name.
+    pub fn issue_server(&self, name: &str, sans: &str) -> (PathBuf, PathBuf) {
+        let first = sans
+            .split(',')
+            .next()
+            .and_then(|san| san.split_once(':'))
+            .map_or(name, |(_, value)| value.trim());
+        self.sign(
+            name,
+            &format!("/CN={first}"),
+            &format!(
+                "basicConstraints=CA:FALSE\nsubjectAltName={sans}\n\
+                 extendedKeyUsage=serverAuth\n"
+            ),
+        );
+        (
+            self.path(&format!("{name}.pem")),
+            self.path(&format!("{name}-key.pem")),
+        )
+    }
+
+    /// Another client certificate `<name>.pem`/`<name>-key.pem` signed by
+    /// the CA, with subject `CN=<common_name>`.
+    pub fn issue_client(&self, name: &str, common_name: &str) -> (PathBuf, PathBuf) {
+        self.sign(
+            name,
+            &format!("/CN={common_name}"),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        );
+        (
+            self.path(&format!("{name}.pem")),
+            self.path(&format!("{name}-key.pem")),
+        )
+    }
+
     /// The `tls` section of a provider with the CA and the client
     /// certificate, as YAML lines indented by `indent` spaces.
     pub fn provider_tls_yaml(&self, indent: usize) -> String {

@@ -4,8 +4,11 @@
 //!   control plane on `examples/quickstart/`, and one proxy.
 //! - `cargo xtask ci`: installs what the tests need when missing, then runs
 //!   `cargo fmt --check`, clippy with `-D warnings`, and every test.
+//! - `cargo xtask bench [--quick]`: Sluice against nginx, HAProxy and Caddy;
+//!   writes `docs/benchmarks/`.
 
 mod backend;
+mod bench;
 mod ci;
 mod up;
 
@@ -20,6 +23,7 @@ usage: cargo xtask <command>
 commands:
   up     run the demo: backend + control plane (examples/quickstart) + proxy
   ci     install test prerequisites if missing, then fmt check, clippy, all tests
+  bench  [--quick] benchmark Sluice against nginx, HAProxy and Caddy (docs/benchmarks/)
 ";
 
 fn main() -> ExitCode {
@@ -27,6 +31,7 @@ fn main() -> ExitCode {
     let outcome = match args.first().map(String::as_str) {
         Some("up") => up::run(),
         Some("ci") => ci::run(),
+        Some("bench") => bench::run(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -33,7 +33,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
-use hyper_rustls::HttpsConnectorBuilder;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
 
 use super::backoff::Backoff;
 use super::consul::with_causes;
@@ -271,18 +272,29 @@ impl EtcdProvider {
             endpoint: endpoint.clone(),
             reason: with_causes(&error),
         };
-        let target = Endpoint::from_shared(endpoint.clone())
-            .map_err(connect_error)?
-            .connect_timeout(CONNECT_TIMEOUT);
-        let channel = if endpoint.starts_with("https://") {
-            let connector = HttpsConnectorBuilder::new()
-                .with_tls_config(rustls::ClientConfig::clone(&self.tls))
-                .https_only()
-                .enable_http2()
-                .build();
-            target.connect_with_connector(connector).await
-        } else {
-            target.connect().await
+        let channel = match endpoint.strip_prefix("https://") {
+            Some(authority) => {
+                // tonic sees a plain endpoint; the connector adds rustls.
+                let connector = TlsConnector(
+                    HttpsConnectorBuilder::new()
+                        .with_tls_config(rustls::ClientConfig::clone(&self.tls))
+                        .https_only()
+                        .enable_http2()
+                        .build(),
+                );
+                Endpoint::from_shared(format!("http://{authority}"))
+                    .map_err(connect_error)?
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .connect_with_connector(connector)
+                    .await
+            }
+            None => {
+                Endpoint::from_shared(endpoint.clone())
+                    .map_err(connect_error)?
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .connect()
+                    .await
+            }
         }
         .map_err(connect_error)?;
         let mut session = Session {
@@ -382,6 +394,33 @@ impl Session {
             call,
             endpoint: self.endpoint.clone(),
             message: format!("{:?}: {}", status.code(), status.message()),
+        }
+    }
+}
+
+/// Connects over TLS (rustls, ALPN `h2`) whatever the scheme tonic asks
+/// for, so that tonic's own TLS, when compiled in, stays out of the way.
+#[derive(Debug, Clone)]
+struct TlsConnector(HttpsConnector<HttpConnector>);
+
+impl tonic::codegen::Service<http::Uri> for TlsConnector {
+    type Response = <HttpsConnector<HttpConnector> as tonic::codegen::Service<http::Uri>>::Response;
+    type Error = <HttpsConnector<HttpConnector> as tonic::codegen::Service<http::Uri>>::Error;
+    type Future = <HttpsConnector<HttpConnector> as tonic::codegen::Service<http::Uri>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(context)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let mut parts = uri.into_parts();
+        parts.scheme = Some(http::uri::Scheme::HTTPS);
+        match http::Uri::from_parts(parts) {
+            Ok(uri) => self.0.call(uri),
+            Err(error) => Box::pin(async move { Err(error.into()) }),
         }
     }
 }

@@ -22,8 +22,11 @@
 //! [`FakeKubernetes::restart`] drops every connection and serves again on
 //! the same port with the history gone, as a restarted API server does.
 
+mod generate;
 mod selector;
 mod server;
+
+pub use generate::application_name;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -174,7 +177,13 @@ pub struct FakeKubernetes {
 impl FakeKubernetes {
     /// Starts an API server with no object.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Self::start_on(0).await
+    }
+
+    /// Starts an API server with no object on 127.0.0.1:`port` (0: a free
+    /// one).
+    pub async fn start_on(port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("binding the fake API server");
         let address = listener.local_addr().expect("fake API server address");
@@ -235,6 +244,30 @@ impl FakeKubernetes {
                 new: Some(object),
             },
         );
+    }
+
+    /// Applies `count` generated applications (an Ingress, a Service and
+    /// its EndpointSlice each, shaped as in a real cluster) and the
+    /// IngressClass `sluice` their Ingresses name; see [`application_name`].
+    pub fn apply_applications(&self, count: usize) {
+        self.apply(generate::ingress_class());
+        for index in 0..count {
+            for object in generate::application(index) {
+                self.apply(object);
+            }
+        }
+    }
+
+    /// Replaces the first Pod of generated application `index` with a new
+    /// one at a new address (`generation` counts the churns, from 1), as a
+    /// rollout does: one EndpointSlice changes.
+    pub fn churn_application_pod(&self, index: usize, generation: usize) {
+        self.apply(generate::endpoint_slice(index, generation));
+    }
+
+    /// The cluster's current resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.server.state.lock().unwrap().resource_version
     }
 
     /// Deletes an object; `kind` as in manifests (`Ingress`).

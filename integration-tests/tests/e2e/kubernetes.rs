@@ -10,6 +10,9 @@ use integration_tests::{
     run_command,
 };
 
+mod churn;
+mod crd;
+
 /// How long a change may take to reach the proxy, with ample margin.
 const DEADLINE: Duration = Duration::from_secs(30);
 

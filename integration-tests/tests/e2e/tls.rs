@@ -1,6 +1,21 @@
 //! TLS through the real binaries: certificates made with `openssl`, served by
 //! SNI from the file provider, rotated by rewriting the file, HTTP redirected
 //! to HTTPS, and the control link secured with mTLS and a token.
+//!
+//! - [`https_backends`]: `serversTransports` to HTTPS backends (private CA,
+//!   `serverName`, default roots, `insecureSkipVerify`, mTLS).
+//! - [`options`]: `minVersion` and `clientAuth` through the proxy; a
+//!   `validate` error for TLS 1.0.
+//! - [`pass_client_cert`]: `passTLSClientCert` headers at the backend.
+//! - [`kubernetes_secret`]: an Ingress's TLS Secret served and rotated.
+//! - [`rotation_under_load`]: a certificate file rewritten under load.
+
+mod client;
+mod https_backends;
+mod kubernetes_secret;
+mod options;
+mod pass_client_cert;
+mod rotation_under_load;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,6 +34,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+/// How long a change may take to reach a proxy, with ample margin.
+const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Accepts any certificate and remembers the last one served.
 #[derive(Debug, Default)]

@@ -178,7 +178,8 @@ fn middleware_name(
     if reference.name.contains('@') {
         return Ok(reference.name.clone());
     }
-    let namespace = context.namespace_of(object, &reference.namespace)?;
+    let namespace =
+        context.namespace_of(object, &reference.namespace, "Middleware", &reference.name)?;
     Ok(namespaced(&namespace, &reference.name))
 }
 
@@ -237,11 +238,17 @@ pub(super) fn service_name(
             if service.name.contains('@') {
                 return Ok(Some(service.name.clone()));
             }
-            let namespace = context.namespace_of(object, &service.namespace)?;
+            let namespace = context.namespace_of(
+                object,
+                &service.namespace,
+                "TraefikService",
+                &service.name,
+            )?;
             Ok(Some(namespaced(&namespace, &service.name)))
         }
         "Service" => {
-            let namespace = context.namespace_of(object, &service.namespace)?;
+            let namespace =
+                context.namespace_of(object, &service.namespace, "Service", &service.name)?;
             let port = service
                 .port
                 .as_ref()
@@ -295,7 +302,7 @@ fn router_tls(
         Some(reference) if reference.name.contains('@') => reference.name.clone(),
         Some(reference) => {
             let namespace = context
-                .namespace_of(object, &reference.namespace)
+                .namespace_of(object, &reference.namespace, "TLSOption", &reference.name)
                 .map_err(|message| ("spec.tls.options".to_owned(), message))?;
             namespaced(&namespace, &reference.name)
         }

@@ -19,6 +19,8 @@
 
 mod ingress_route;
 mod resources;
+#[cfg(test)]
+mod tests;
 
 use kube::ResourceExt;
 use kube::api::DynamicObject;
@@ -130,12 +132,16 @@ pub(super) struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// The namespace of a reference from `object`: its own when empty;
-    /// another one only with `allowCrossNamespace`.
+    /// The namespace of a reference from `object` to the `kind` `name`
+    /// (`Middleware`, `auth`): its own when empty; another one only with
+    /// `allowCrossNamespace`. The error names the object referenced as
+    /// `namespace/name`.
     pub(super) fn namespace_of(
         &self,
         object: &Object<'_>,
         namespace: &str,
+        kind: &str,
+        name: &str,
     ) -> Result<String, String> {
         if namespace.is_empty() || namespace == object.namespace {
             Ok(object.namespace.clone())
@@ -143,7 +149,8 @@ impl Context<'_> {
             Ok(namespace.to_owned())
         } else {
             Err(format!(
-                "namespace `{namespace}` is not `{}`; set allowCrossNamespace to reference another namespace",
+                "{kind} `{namespace}/{name}` is in another namespace than `{}`; \
+                 set allowCrossNamespace to reference another namespace",
                 object.namespace
             ))
         }

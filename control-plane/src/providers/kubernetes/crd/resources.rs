@@ -62,7 +62,7 @@ fn resolve_middleware(
                 reference.name.clone()
             } else {
                 let namespace = context
-                    .namespace_of(object, &reference.namespace)
+                    .namespace_of(object, &reference.namespace, "Middleware", &reference.name)
                     .map_err(|message| (format!("spec.chain.middlewares[{index}]"), message))?;
                 namespaced(&namespace, &reference.name)
             };
