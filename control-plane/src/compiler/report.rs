@@ -54,6 +54,7 @@ impl ResourceKindName {
             "tlsOptions" => "tls.options",
             "tlsStore" => "tls.stores",
             "certificate" => "tls.certificates",
+            "serversTransport" => "http.serversTransports",
             _ => "entryPoints",
         }
     }

@@ -73,7 +73,8 @@ async fn a_pod_churn_in_one_service_changes_that_service_s_content_version_only(
     proxy.ack(&update.version).await;
 
     let (namespace, name) = application_name(CHURNED);
-    let service = format!("{namespace}-{name}-80@kubernetes");
+    // Named after the Service port the Ingress backend names, `http`.
+    let service = format!("{namespace}-{name}-http@kubernetes");
     assert!(!delta.full_state, "a delta, not the whole state: {delta}");
     assert_eq!(delta.base_version, first.version, "{delta}");
     assert_eq!(

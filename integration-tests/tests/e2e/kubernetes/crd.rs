@@ -101,10 +101,7 @@ async fn an_ingress_route_sends_traffic_to_a_weighted_traefik_service() {
         .control_plane
         .api("/api/http/routers/default-canary-0@kubernetescrd")
         .await;
-    assert_eq!(
-        router["service"], "default-canary@kubernetescrd",
-        "{router}"
-    );
+    assert_eq!(router["config"]["service"], "default-canary", "{router}");
     let service = stack
         .control_plane
         .api("/api/http/services/default-canary@kubernetescrd")
@@ -148,7 +145,7 @@ async fn a_mirroring_traefik_service_is_reported_and_nacked_by_the_proxy() {
         }
     })
     .await;
-    assert_eq!(router["service"], "default-mirrored@kubernetescrd");
+    assert_eq!(router["config"]["service"], "default-mirrored", "{router}");
     let service = stack
         .control_plane
         .api("/api/http/services/default-mirrored@kubernetescrd")

@@ -142,7 +142,7 @@ async fn min_version_tls10_is_a_validate_error_naming_the_option() {
         .lines()
         .find(|line| line.contains("VersionTLS10"))
         .unwrap_or_else(|| panic!("no line names VersionTLS10:\n{printed}"));
-    for expected in ["legacy", "minVersion", "legacy.yml"] {
+    for expected in ["tlsOptions `legacy@file`", "minVersion", "legacy.yml"] {
         assert!(line.contains(expected), "`{expected}` not in `{line}`");
     }
 }
