@@ -7,6 +7,8 @@
 //!   of the request it received; [`StreamingBackend`] counts and generates
 //!   large bodies; [`WebSocketEchoBackend`] echoes WebSocket messages;
 //!   [`GrpcHealthBackend`] serves `grpc.health.v1.Health` over h2c.
+//! - [`HttpsBackend`] answers over TLS with openssl-made certificates from
+//!   [`TestPki`], optionally requiring a client certificate (mTLS).
 //! - [`raw_get`] writes a request byte for byte (un-normalised paths,
 //!   hop-by-hop headers).
 //! - [`WatchClient`] plays a proxy's side of the `Watch` stream message by

@@ -6,8 +6,12 @@
 //!   `cargo fmt --check`, clippy with `-D warnings`, and every test.
 //! - `cargo xtask bench [--quick]`: Sluice against nginx, HAProxy and Caddy;
 //!   writes `docs/benchmarks/`.
+//! - `cargo xtask bench-kubernetes [--apps N]`: the Kubernetes provider with
+//!   5,000 Ingresses, Services and EndpointSlices; writes
+//!   `docs/benchmarks/kubernetes.md`.
 
 mod backend;
+mod bench_kubernetes;
 mod bench;
 mod ci;
 mod up;
@@ -24,6 +28,8 @@ commands:
   up     run the demo: backend + control plane (examples/quickstart) + proxy
   ci     install test prerequisites if missing, then fmt check, clippy, all tests
   bench  [--quick] benchmark Sluice against nginx, HAProxy and Caddy (docs/benchmarks/)
+  bench-kubernetes [--apps N]
+         5,000 Ingresses + Services + EndpointSlices: control plane memory, churn delta
 ";
 
 fn main() -> ExitCode {
@@ -32,6 +38,7 @@ fn main() -> ExitCode {
         Some("up") => up::run(),
         Some("ci") => ci::run(),
         Some("bench") => bench::run(&args[1..]),
+        Some("bench-kubernetes") => bench_kubernetes::run(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
             Ok(())
