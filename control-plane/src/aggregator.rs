@@ -107,9 +107,15 @@ impl Aggregator {
         let store = Arc::clone(&self.store);
         let result = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
+            let previous = store.current();
+            let previous_certificates = previous
+                .as_ref()
+                .and_then(|published| published.snapshot.resources.as_ref())
+                .map_or(&[][..], |resources| &resources.certificates);
             let compiled = compile(CompileInput {
                 entry_points: &entry_points,
                 providers: &providers,
+                previous_certificates,
             });
             let errors = compiled.report.errors.len();
             for error in &compiled.report.errors {

@@ -186,6 +186,7 @@ pub async fn start(
         store.publish(compile(CompileInput {
             entry_points: &config.entry_points,
             providers: &BTreeMap::new(),
+            previous_certificates: &[],
         }));
     }
 
@@ -245,6 +246,7 @@ pub fn validate(config: &StaticConfig) -> Result<(CompileReport, usize), RunErro
     let compiled = compile(CompileInput {
         entry_points: &config.entry_points,
         providers: &providers,
+        previous_certificates: &[],
     });
     Ok((compiled.report, compiled.resources.routers.len()))
 }

@@ -22,8 +22,13 @@ pub(super) struct CompiledTls {
     pub(super) stores: Vec<TlsStore>,
 }
 
+/// `previous` are the certificates of the last published snapshot: a
+/// certificate file that stops loading (a rotation caught half-written, a key
+/// that no longer matches) keeps its last good version, with the error
+/// reported, rather than dropping that host back to the default certificate.
 pub(super) fn compile_tls(
     providers: &BTreeMap<String, ProviderUpdate>,
+    previous: &[Certificate],
     report: &mut CompileReport,
 ) -> CompiledTls {
     let mut certificates = BTreeMap::new();
@@ -45,7 +50,19 @@ pub(super) fn compile_tls(
                         &format!("{origin_key}@{}", update.provider),
                     );
                     report.register(&key, update, serde_json::to_value(config).ok());
-                    report.error(&key, message);
+                    match last_good(previous, &config.cert_file) {
+                        Some(certificate) => {
+                            report.error_on_shipped(
+                                &key,
+                                format!(
+                                    "{message}; still serving the previous `{}`",
+                                    config.cert_file
+                                ),
+                            );
+                            certificates.insert(certificate.name.clone(), certificate.clone());
+                        }
+                        None => report.error(&key, message),
+                    }
                 }
             }
         }
@@ -120,11 +137,26 @@ pub(super) fn compile_tls(
     }
 }
 
-/// Reads a certificate and key, each a file path or inline PEM.
+/// The last published certificate read from the file `cert_file` (inline
+/// PEM has no identity across edits).
+fn last_good<'a>(previous: &'a [Certificate], cert_file: &str) -> Option<&'a Certificate> {
+    if cert_file.contains("-----BEGIN") {
+        return None;
+    }
+    previous
+        .iter()
+        .find(|certificate| certificate.origin == cert_file)
+}
+
+/// Reads a certificate and key, each a file path or inline PEM, and checks
+/// that the key belongs to the certificate, so a mismatched pair is reported
+/// here, naming the files, instead of being rejected by every proxy.
 fn load_certificate(config: &TlsCertificateConfig, key: &str) -> Result<Certificate, String> {
     let cert_pem = read_pem(&config.cert_file, &format!("{key}.certFile"), "CERTIFICATE")?;
     let key_pem = read_pem(&config.key_file, &format!("{key}.keyFile"), "PRIVATE KEY")?;
     let leaf = read_leaf(&cert_pem).map_err(|error| format!("{key}.certFile: {error}"))?;
+    check_key_matches(&cert_pem, &key_pem)
+        .map_err(|error| format!("{key}.keyFile {}: {error}", shown_source(&config.key_file)))?;
     let digest = Sha256::digest(cert_pem.as_bytes());
     let origin = if config.cert_file.contains("-----BEGIN") {
         "inline PEM".to_owned()
@@ -145,6 +177,31 @@ fn load_certificate(config: &TlsCertificateConfig, key: &str) -> Result<Certific
         origin,
         not_after_unix: leaf.not_after_unix,
     })
+}
+
+/// How a certFile/keyFile value is named in errors, never echoing inline PEM.
+fn shown_source(value: &str) -> String {
+    if value.contains("-----BEGIN") {
+        "(inline PEM)".to_owned()
+    } else {
+        format!("`{value}`")
+    }
+}
+
+/// Fails when the private key cannot sign for the certificate's public key.
+fn check_key_matches(cert_pem: &str, key_pem: &str) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| format!("certificate: {error}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|error| format!("not a usable private key: {error}"))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|error| format!("unsupported private key: {error}"))?;
+    rustls::sign::CertifiedKey::new(chain, signing)
+        .keys_match()
+        .map_err(|_| "the key does not match the certificate".to_owned())
 }
 
 /// What the proxies and the admin API need from a leaf certificate.

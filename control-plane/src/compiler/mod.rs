@@ -40,6 +40,9 @@ pub struct CompileInput<'a> {
     pub entry_points: &'a BTreeMap<String, EntryPointConfig>,
     /// Latest update of every provider, by provider name.
     pub providers: &'a BTreeMap<String, ProviderUpdate>,
+    /// Certificates of the last published snapshot, kept when their file
+    /// stops loading; empty for a one-off compilation.
+    pub previous_certificates: &'a [sluice_proto::v1::Certificate],
 }
 
 /// Result of one compilation.
@@ -66,7 +69,7 @@ pub fn compile(input: CompileInput<'_>) -> Compiled {
     let transports = servers_transport::compile_servers_transports(input.providers, &mut report);
     let mut services = service::compile_services(input.providers, &mut report);
     servers_transport::drop_services_without_transport(&mut services, &transports, &mut report);
-    let tls = certificate::compile_tls(input.providers, &mut report);
+    let tls = certificate::compile_tls(input.providers, input.previous_certificates, &mut report);
     let routers = router::compile_routers(
         input.providers,
         &router::RouterRefs {

@@ -53,6 +53,7 @@ fn compile_providers(updates: Vec<ProviderUpdate>) -> Compiled {
     compile(CompileInput {
         entry_points: &entry_points(&["web", "websecure"]),
         providers: &providers,
+        previous_certificates: &[],
     })
 }
 
@@ -356,6 +357,7 @@ http:
     let compiled = compile(CompileInput {
         entry_points: &points,
         providers: &providers,
+        previous_certificates: &[],
     });
     assert_eq!(
         compiled.resources.entry_points[0].middlewares,
@@ -367,6 +369,7 @@ http:
     let compiled = compile(CompileInput {
         entry_points: &points,
         providers: &providers,
+        previous_certificates: &[],
     });
     assert!(
         router_names(&compiled).is_empty(),
@@ -389,4 +392,59 @@ fn provider_source_errors_are_reported_first() {
         compiled.report.errors[0].to_string(),
         "/etc/sluice/broken.yml: http.routers.x.rulee: unknown field `rulee`"
     );
+}
+
+#[test]
+fn a_mismatched_key_is_reported_and_the_previous_certificate_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let issue = |name: &str| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (first_cert, first_key) = issue("secure.example.com");
+    let (_, other_key) = issue("other.example.com");
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, &first_cert).unwrap();
+    std::fs::write(&key_path, &first_key).unwrap();
+    let yaml = format!(
+        "tls:\n  certificates:\n    - certFile: {}\n      keyFile: {}\n",
+        cert_path.display(),
+        key_path.display()
+    );
+    let providers: BTreeMap<String, ProviderUpdate> =
+        [("file".to_owned(), provider("file", &yaml))].into();
+    let points = entry_points(&["websecure"]);
+    let compile_with = |previous: &[sluice_proto::v1::Certificate]| {
+        compile(CompileInput {
+            entry_points: &points,
+            providers: &providers,
+            previous_certificates: previous,
+        })
+    };
+    let good = compile_with(&[]);
+    assert!(good.report.errors.is_empty(), "{:?}", good.report.errors);
+    assert_eq!(good.resources.certificates[0].sans, ["secure.example.com"]);
+
+    std::fs::write(&key_path, &other_key).unwrap();
+    let kept = compile_with(&good.resources.certificates);
+    assert_eq!(kept.resources.certificates, good.resources.certificates);
+    let message = &kept.report.errors[0].message;
+    assert!(
+        message.contains("the key does not match the certificate"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&key_path.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("still serving the previous"), "{message}");
+
+    let dropped = compile_with(&[]);
+    assert!(dropped.resources.certificates.is_empty());
+    assert_eq!(dropped.report.errors.len(), 1);
 }
