@@ -4,11 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use sluice_proto::v1::{EntryPoint, EntryPointRedirection, ForwardedHeaders, RouterTls, TlsDomain};
+use sluice_proto::v1::{
+    EntryPoint, EntryPointRedirection, ForwardedHeaders, Middleware, RouterTls, TlsDomain,
+    TlsOptions,
+};
 
 use super::report::{CompileReport, ResourceKindName};
 use crate::config::{EntryPointConfig, Protocol};
-use crate::providers::ProviderUpdate;
 
 /// Entry points as they ship, plus what routers need to know about them.
 #[derive(Debug, Default)]
@@ -18,16 +20,18 @@ pub struct CompiledEntryPoints {
     /// Entry points of a router that names none: those marked `asDefault`,
     /// or all of them when none is (as Traefik does).
     pub defaults: Vec<String>,
-    /// Entry points whose middleware list names a middleware that does not
-    /// exist: routers on them are not served.
-    pub broken_middlewares: BTreeMap<String, String>,
+    /// Entry points whose middlewares or TLS options do not exist or are
+    /// broken, with the reason: routers on them are not served (fail closed).
+    pub broken: BTreeMap<String, String>,
 }
 
-/// Converts the static entry points. Middlewares named without `@provider`
-/// resolve to the one provider that defines that name.
+/// Converts the static entry points. Middlewares and TLS options named
+/// without `@provider` resolve to the one provider that defines that name;
+/// they must have compiled.
 pub fn compile_entry_points(
     entry_points: &BTreeMap<String, EntryPointConfig>,
-    providers: &BTreeMap<String, ProviderUpdate>,
+    middlewares: &BTreeMap<String, Middleware>,
+    tls_options: &BTreeMap<String, TlsOptions>,
     report: &mut CompileReport,
 ) -> CompiledEntryPoints {
     let mut compiled = CompiledEntryPoints::default();
@@ -39,15 +43,14 @@ pub fn compile_entry_points(
             continue;
         }
         let http = &config.http;
-        let mut middlewares = Vec::new();
+        let mut resolved_middlewares = Vec::new();
         for middleware in &http.middlewares {
-            match resolve_middleware(middleware, providers) {
-                Ok(qualified) => middlewares.push(qualified),
+            match resolve(middleware, middlewares.keys()) {
+                Ok(qualified) => resolved_middlewares.push(qualified),
                 Err(message) => {
-                    report.error_on_shipped(&key, format!("http.middlewares: {message}"));
-                    compiled
-                        .broken_middlewares
-                        .insert(name.clone(), middleware.to_owned());
+                    let message = format!("http.middlewares: middleware {message}");
+                    report.error_on_shipped(&key, message.clone());
+                    compiled.broken.insert(name.clone(), message);
                 }
             }
         }
@@ -66,7 +69,18 @@ pub fn compile_entry_points(
                     .unwrap_or(0),
             });
         let tls = http.tls.as_ref().map(|tls| RouterTls {
-            options: tls.options.clone(),
+            options: match tls.options.as_str() {
+                "" | "default" => String::new(),
+                options => match resolve(options, tls_options.keys()) {
+                    Ok(qualified) => qualified,
+                    Err(message) => {
+                        let message = format!("http.tls.options: TLS options {message}");
+                        report.error_on_shipped(&key, message.clone());
+                        compiled.broken.insert(name.clone(), message);
+                        String::new()
+                    }
+                },
+            },
             cert_resolver: tls.cert_resolver.clone(),
             domains: tls
                 .domains
@@ -93,7 +107,7 @@ pub fn compile_entry_points(
                 content_version: String::new(),
                 address: config.address.to_string(),
                 forwarded_headers,
-                middlewares,
+                middlewares: resolved_middlewares,
                 redirection,
                 tls,
             },
@@ -112,34 +126,31 @@ pub fn compile_entry_points(
     compiled
 }
 
-fn resolve_middleware(
-    name: &str,
-    providers: &BTreeMap<String, ProviderUpdate>,
-) -> Result<String, String> {
-    let defines = |provider: &ProviderUpdate, plain: &str| {
-        provider
-            .config
-            .http
-            .as_ref()
-            .is_some_and(|http| http.middlewares.contains_key(plain))
-    };
-    if let Some((plain, provider)) = name.split_once('@') {
-        return match providers.get(provider) {
-            Some(update) if defines(update, plain) => Ok(name.to_owned()),
-            _ => Err(format!("`{name}` does not exist")),
+/// Resolves `name` or `name@provider` among compiled, qualified names.
+fn resolve<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> Result<String, String> {
+    let known: Vec<&String> = known.collect();
+    if name.contains('@') {
+        return if known.iter().any(|candidate| *candidate == name) {
+            Ok(name.to_owned())
+        } else {
+            Err(format!("`{name}` does not exist or is broken"))
         };
     }
-    let owners: Vec<&str> = providers
-        .values()
-        .filter(|update| defines(update, name))
-        .map(|update| update.provider.as_str())
+    let prefix = format!("{name}@");
+    let owners: Vec<&String> = known
+        .into_iter()
+        .filter(|candidate| candidate.starts_with(&prefix))
         .collect();
     match owners.as_slice() {
-        [provider] => Ok(format!("{name}@{provider}")),
-        [] => Err(format!("`{name}` does not exist")),
+        [qualified] => Ok((*qualified).clone()),
+        [] => Err(format!("`{name}` does not exist or is broken")),
         several => Err(format!(
             "`{name}` is defined by several providers ({}); write `{name}@<provider>`",
-            several.join(", ")
+            several
+                .iter()
+                .map(|q| format!("`{q}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }

@@ -64,12 +64,13 @@ pub fn compile(input: CompileInput<'_>) -> Compiled {
         }
     }
 
-    let entry_points = compile_entry_points(input.entry_points, input.providers, &mut report);
     let middlewares = middleware_stage(input.providers, &mut report);
     let transports = servers_transport::compile_servers_transports(input.providers, &mut report);
     let mut services = service::compile_services(input.providers, &mut report);
     servers_transport::drop_services_without_transport(&mut services, &transports, &mut report);
     let tls = certificate::compile_tls(input.providers, input.previous_certificates, &mut report);
+    let entry_points =
+        compile_entry_points(input.entry_points, &middlewares, &tls.options, &mut report);
     let routers = router::compile_routers(
         input.providers,
         &router::RouterRefs {

@@ -97,9 +97,9 @@ fn compile_router(
         })
         .collect::<Result<Vec<_>, _>>()?;
     for entry_point in &entry_points {
-        if let Some(broken) = refs.entry_points.broken_middlewares.get(entry_point) {
+        if let Some(reason) = refs.entry_points.broken.get(entry_point) {
             return Err(format!(
-                "entry point `{entry_point}` middleware `{broken}` does not exist or is broken; the router is not served without it"
+                "entry point `{entry_point}`: {reason}; the router is not served without it"
             ));
         }
     }

@@ -375,7 +375,39 @@ http:
         router_names(&compiled).is_empty(),
         "routers on the entry point fail closed"
     );
-    assert!(errors_of(&compiled, "r@file")[0].contains("entry point `web` middleware `missing`"));
+    assert!(
+        errors_of(&compiled, "r@file")[0]
+            .contains("entry point `web`: http.middlewares: middleware `missing` does not exist")
+    );
+
+    // Defined but broken counts as missing: the proxy must never get a name it cannot build.
+    points.get_mut("web").unwrap().http.middlewares = vec!["broken".to_owned()];
+    let broken_yaml = yaml.replace(
+        "  middlewares:\n",
+        "  middlewares:\n    broken:\n      replacePathRegex:\n        regex: \"(\"\n        replacement: /\n",
+    );
+    let mut broken_providers = BTreeMap::new();
+    broken_providers.insert("file".to_owned(), provider("file", &broken_yaml));
+    let compiled = compile(CompileInput {
+        entry_points: &points,
+        providers: &broken_providers,
+        previous_certificates: &[],
+    });
+    assert!(router_names(&compiled).is_empty());
+    assert!(compiled.resources.entry_points[0].middlewares.is_empty());
+
+    points.get_mut("web").unwrap().http.middlewares.clear();
+    points.get_mut("web").unwrap().http.tls = Some(crate::config::EntryPointTlsConfig {
+        options: "nope".to_owned(),
+        ..Default::default()
+    });
+    let compiled = compile(CompileInput {
+        entry_points: &points,
+        providers: &providers,
+        previous_certificates: &[],
+    });
+    assert!(router_names(&compiled).is_empty());
+    assert!(errors_of(&compiled, "web")[0].contains("http.tls.options: TLS options `nope`"));
 }
 
 #[test]
