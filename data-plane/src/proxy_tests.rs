@@ -585,7 +585,10 @@ async fn snapshot_client_acks_nacks_and_resyncs() {
     };
     let client = tokio::spawn({
         let stop = stop.clone();
-        async move { crate::snapshot_client::run(endpoint, Default::default(), identity, &mut applier, stop).await }
+        async move {
+            crate::snapshot_client::run(endpoint, Default::default(), identity, &mut applier, stop)
+                .await
+        }
     });
 
     let mut next = async || {

@@ -11,8 +11,8 @@
 //!   `docs/benchmarks/kubernetes.md`.
 
 mod backend;
-mod bench_kubernetes;
 mod bench;
+mod bench_kubernetes;
 mod ci;
 mod up;
 

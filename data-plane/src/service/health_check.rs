@@ -247,6 +247,8 @@ pub(crate) struct CheckSpec {
 #[derive(Debug)]
 struct RunningCheck {
     config: HealthCheckConfig,
+    /// Probes go through this client: a changed servers transport means a new one.
+    client: Arc<UpstreamClient>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -291,13 +293,15 @@ impl HealthChecks {
     }
 
     /// Makes the running checks exactly `specs`: starts new ones, restarts
-    /// changed ones, stops and forgets the others.
+    /// those whose check or transport changed, stops and forgets the others.
     pub(crate) fn reconcile(&self, specs: Vec<CheckSpec>) {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let wanted: HashMap<ServerKey, CheckSpec> =
             specs.into_iter().map(|s| (s.key.clone(), s)).collect();
         running.retain(|key, check| {
-            let keep = wanted.get(key).is_some_and(|s| s.config == check.config);
+            let keep = wanted.get(key).is_some_and(|spec| {
+                spec.config == check.config && Arc::ptr_eq(&spec.client, &check.client)
+            });
             if !keep {
                 check.cancel.cancel();
             }
@@ -313,13 +317,14 @@ impl HealthChecks {
                 key.clone(),
                 spec.config.clone(),
                 spec.health,
-                spec.client,
+                Arc::clone(&spec.client),
                 cancel.clone(),
             ));
             running.insert(
                 key,
                 RunningCheck {
                     config: spec.config,
+                    client: spec.client,
                     cancel,
                     task,
                 },
@@ -385,6 +390,7 @@ async fn run_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::UpstreamConfig;
 
     fn server() -> ServerUrl {
         ServerUrl::parse("http://127.0.0.1:8080").unwrap()
@@ -415,6 +421,50 @@ mod tests {
             HealthCheckConfig::new(&grpc, &server()),
             Err(HealthCheckError::GrpcMode)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_changed_transport_restarts_the_check() {
+        let checks = HealthChecks::new(CancellationToken::new());
+        let key = ServerKey {
+            service: "s".into(),
+            url: "http://127.0.0.1:9".into(),
+        };
+        let config = HealthCheckConfig::new(
+            &v1::HealthCheck {
+                path: "/health".into(),
+                ..Default::default()
+            },
+            &server(),
+        )
+        .unwrap();
+        let client = |transport: Option<&v1::ServersTransport>| {
+            Arc::new(UpstreamClient::new(&UpstreamConfig::default(), transport).unwrap())
+        };
+        let spec = |client: &Arc<UpstreamClient>| CheckSpec {
+            key: key.clone(),
+            config: config.clone(),
+            health: checks.checked(&key),
+            client: Arc::clone(client),
+        };
+        let running_client = || {
+            let running = checks.running.lock().unwrap();
+            Arc::clone(&running[&key].client)
+        };
+        let first = client(None);
+        checks.reconcile(vec![spec(&first)]);
+        checks.reconcile(vec![spec(&first)]);
+        assert!(Arc::ptr_eq(&running_client(), &first), "unchanged: kept");
+        let insecure = client(Some(&v1::ServersTransport {
+            insecure_skip_verify: true,
+            ..Default::default()
+        }));
+        checks.reconcile(vec![spec(&insecure)]);
+        assert!(
+            Arc::ptr_eq(&running_client(), &insecure),
+            "new transport: restarted"
+        );
+        checks.shutdown().await;
     }
 
     #[test]
