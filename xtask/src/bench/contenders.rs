@@ -293,16 +293,19 @@ fn nginx_command(dir: &Path, config: &Path) -> Command {
     command
 }
 
-/// The fixed backend: nginx answering `ok` (and 4 KiB on `/big`), all cores.
+/// The fixed backend: nginx answering `ok` (and a 4 KiB file on `/big`), all cores.
 pub(crate) fn start_backend(dir: &Path) -> anyhow::Result<(Process, Target)> {
     let (h1, h2) = (free_port()?, free_port()?);
+    // A file: nginx caps a config token at 4 KiB.
+    let big = dir.join("big.txt");
+    std::fs::write(&big, big_body())?;
     let config = format!(
         "{}http {{\n{}default_type text/plain;\n\
          server {{\n listen 127.0.0.1:{h1};\n listen 127.0.0.1:{h2} http2;\n\
-         location / {{ return 200 \"ok\"; }}\n location /big {{ return 200 \"{}\"; }}\n}}\n}}\n",
+         location / {{ return 200 \"ok\"; }}\n location = /big {{ alias {}; }}\n}}\n}}\n",
         nginx_main(dir, "backend"),
         nginx_http_common(dir, "backend"),
-        big_body()
+        big.display()
     );
     let path = dir.join("backend-nginx.conf");
     std::fs::write(&path, config)?;

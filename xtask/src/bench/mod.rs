@@ -218,17 +218,18 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     results.commands = vec![
         format!(
             "wrk {}",
-            load::wrk_args(&proxies[0], settings.seconds).join(" ")
+            shell_join(&load::wrk_args(&proxies[0], settings.seconds))
         ),
         format!(
             "h2load {}",
-            load::h2load_args(&proxies[0], settings.seconds)
-                .unwrap_or_default()
-                .join(" ")
+            shell_join(&load::h2load_args(&proxies[0], settings.seconds).unwrap_or_default())
         ),
         format!(
             "wrk {}   # route scale, 10,000 routers",
-            load::wrk_args(scales.last().expect("three scales"), settings.seconds).join(" ")
+            shell_join(&load::wrk_args(
+                scales.last().expect("three scales"),
+                settings.seconds
+            ))
         ),
     ];
 
@@ -280,6 +281,20 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             .display()
     );
     Ok(())
+}
+
+/// Arguments as a shell would need them typed (single-quoted when they hold a space).
+fn shell_join(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 type StartFn = fn(&std::path::Path, std::net::SocketAddr) -> anyhow::Result<(Process, Target)>;

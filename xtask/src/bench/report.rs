@@ -156,7 +156,7 @@ pub(crate) fn write(
          > The load generator, the backend and the proxy share the same {cpus} cores too.\n\
          > Absolute figures are only good for this machine at that moment; only the\n\
          > comparisons *within this run* (contenders interleaved round by round) mean\n\
-         > anything, and with {rounds} round(s) even those carry noise of ±10–20 %.\n",
+         > anything, and with {rounds} round(s) even those are noisy (see the noise floor below).\n",
         cpus = before.cpus,
         model = before.cpu_model,
         mem = before.memory,
@@ -164,6 +164,31 @@ pub(crate) fn write(
         la1 = after.load_average,
         rounds = settings.rounds,
     );
+
+    // Three setups that differ only in ports and host rules: their spread is the noise floor.
+    let equivalent = [
+        medians(results, Section::Proxies, "Sluice", Tool::Wrk).rps,
+        medians(results, Section::Middlewares, "none", Tool::Wrk).rps,
+        medians(results, Section::RouteScale, "10", Tool::Wrk).rps,
+    ];
+    let equivalent: Vec<f64> = equivalent.into_iter().flatten().collect();
+    if equivalent.len() == 3 {
+        let (low, high) = equivalent
+            .iter()
+            .fold((f64::MAX, 0.0_f64), |(l, h), v| (l.min(*v), h.max(*v)));
+        let _ = writeln!(
+            md,
+            "Noise floor of this run: three equivalent Sluice setups (one router, no middleware:\n\
+             section 1, section 2's `none`, section 3's 10 routers) measured {} req/s — a\n\
+             spread of {:.0} %. Differences smaller than that are not findings.\n",
+            equivalent
+                .iter()
+                .map(|v| format!("{v:.0}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            (high / low - 1.0) * 100.0
+        );
+    }
 
     // 1. Proxies.
     let proxies = names(results, Section::Proxies);
@@ -355,7 +380,9 @@ fn write_propagation(md: &mut String, p: &propagation::Propagation) {
     let _ = writeln!(
         md,
         "{routes} routes loaded; control plane debounce `quietPeriod` {q}, `maxDelay` {m} (the\n\
-         defaults, 100 ms / 1 s, would dominate the figure). A new route is written to a new file\n\
+         defaults, 100 ms / 1 s, would dominate the figure). The file provider adds its own\n\
+         fixed 50 ms quiet period (`control-plane/src/providers/file/mod.rs`, not configurable),\n\
+         so about 50 ms of each sample is that wait. A new route is written to a new file\n\
          (write aside, then rename into the watched directory) and the proxy is polled with\n\
          raw HTTP/1.1 requests on loopback until it answers 200, bounded at 10 s.\n\n\
          | samples | p50 ms | p99 ms | max ms | not served within 10 s |\n\
