@@ -125,12 +125,27 @@ impl Drop for ChildProcess {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// Ports handed to child processes come from below Linux's ephemeral range
+/// (32768–60999), so the many client connections of a test run, which take
+/// ephemeral source ports, cannot grab one between this check and the
+/// child's bind; a process-wide cursor keeps two tests from drawing the same.
+const CHILD_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a child process to bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("binding an ephemeral port")
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static CURSOR: AtomicU16 = AtomicU16::new(0);
+    let span = CHILD_PORTS.end - CHILD_PORTS.start;
+    // Different test processes start at different places in the range.
+    let offset = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let step = CURSOR.fetch_add(1, Ordering::Relaxed) % span;
+        let port = CHILD_PORTS.start + (offset + step) % span;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 127.0.0.1:{CHILD_PORTS:?}");
 }
 
 /// Runs a command to completion (e.g. `grpcurl`, `htpasswd`) and returns its output.

@@ -46,6 +46,11 @@ const LOAD_DEADLINE: Duration = Duration::from_secs(600);
 /// How long one churn may take to reach the proxy.
 const CHURN_DEADLINE: Duration = Duration::from_secs(60);
 
+/// Pod churns, one after the other, each in another Service: more than
+/// the control plane's default history (16 snapshots), so memory is
+/// measured once that history is full.
+const DEFAULT_CHURNS: usize = 24;
+
 /// Child processes, killed when dropped.
 #[derive(Default)]
 struct Children(Vec<Child>);
@@ -185,25 +190,82 @@ impl Update {
 
 /// What was measured.
 struct Figures {
-    apps: usize,
+    settings: Settings,
     objects: usize,
     populate: Duration,
     load: Duration,
     loaded: Update,
     loaded_usage: Usage,
     snapshot_version: String,
-    churned: String,
-    churn_latency: Duration,
-    delta: Update,
+    churns: Vec<Churn>,
+    /// After the first churn.
+    first_churn_usage: Usage,
+    /// After the last churn.
     after_usage: Usage,
 }
 
+/// One Pod replaced and the update it caused.
+struct Churn {
+    /// `namespace/name resourceVersion=N`.
+    churned: String,
+    delta: Update,
+    /// From writing the churn to the update reaching the watch client.
+    latency: Duration,
+}
+
+/// What to measure; the defaults are issue 5's.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    apps: usize,
+    churns: usize,
+    /// `controlPlane.historySize`; the control plane's default when `None`.
+    history_size: Option<usize>,
+}
+
+impl Settings {
+    fn parse(args: &[String]) -> anyhow::Result<Self> {
+        let mut settings = Self {
+            apps: DEFAULT_APPS,
+            churns: DEFAULT_CHURNS,
+            history_size: None,
+        };
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            let value: usize = args
+                .next()
+                .and_then(|value| value.parse().ok())
+                .with_context(|| format!("{flag} needs a number\n\n{USAGE}"))?;
+            match flag.as_str() {
+                "--apps" if value > 0 => settings.apps = value,
+                "--churns" if value > 0 => settings.churns = value,
+                "--history-size" => settings.history_size = Some(value),
+                _ => bail!("unexpected `{flag} {value}`\n\n{USAGE}"),
+            }
+        }
+        Ok(settings)
+    }
+
+    /// The flags that differ from the defaults, for the report.
+    fn flags(&self) -> String {
+        let mut flags = String::new();
+        if self.apps != DEFAULT_APPS {
+            let _ = write!(flags, " --apps {}", self.apps);
+        }
+        if self.churns != DEFAULT_CHURNS {
+            let _ = write!(flags, " --churns {}", self.churns);
+        }
+        if let Some(size) = self.history_size {
+            let _ = write!(flags, " --history-size {size}");
+        }
+        flags
+    }
+}
+
+const USAGE: &str =
+    "usage: cargo xtask bench-kubernetes [--apps N] [--churns N] [--history-size N]";
+
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    let apps = match args {
-        [] => DEFAULT_APPS,
-        [flag, count] if flag == "--apps" => count.parse().context("--apps <count>")?,
-        _ => bail!("usage: cargo xtask bench-kubernetes [--apps N]"),
-    };
+    let settings = Settings::parse(args)?;
     run_step(
         "cargo",
         &["build", "--release", "-p", "sluice-control-plane", "--bins"],
@@ -212,7 +274,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         "cargo",
         &["build", "--release", "-p", "integration-tests", "--bins"],
     )?;
-    let figures = measure(apps)?;
+    let figures = measure(settings)?;
     let report = report(&figures);
     let path = workspace_root().join("docs/benchmarks/kubernetes.md");
     std::fs::create_dir_all(path.parent().expect("docs/benchmarks"))?;
@@ -221,7 +283,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn measure(apps: usize) -> anyhow::Result<Figures> {
+fn measure(settings: Settings) -> anyhow::Result<Figures> {
+    let apps = settings.apps;
     let root = workspace_root();
     let bin = root.join("target/release");
     let dir = root.join("target/bench-kubernetes");
@@ -257,9 +320,13 @@ fn measure(apps: usize) -> anyhow::Result<Figures> {
     let config = format!(
         "entryPoints:\n  web:\n    address: \"127.0.0.1:{web_port}\"\n\
          providers:\n  kubernetesIngress:\n    endpoint: \"http://127.0.0.1:{api_port}\"\n\
-         log:\n  level: WARN\n\
+         log:\n  level: INFO\n\
          controlPlane:\n  grpcAddress: \"127.0.0.1:{grpc_port}\"\n  \
-         apiAddress: \"127.0.0.1:{api_admin_port}\"\n"
+         apiAddress: \"127.0.0.1:{api_admin_port}\"\n{history}",
+        history = settings
+            .history_size
+            .map(|size| format!("  historySize: {size}\n"))
+            .unwrap_or_default(),
     );
     let config_path = dir.join("sluice.yml");
     std::fs::write(&config_path, config)?;
@@ -312,32 +379,40 @@ fn measure(apps: usize) -> anyhow::Result<Figures> {
         loaded_usage.hwm_kib
     );
 
-    // One Pod replaced in one Service.
-    let index = apps / 2;
-    writeln!(fake_stdin, "churn {index}")?;
-    fake_stdin.flush()?;
-    let churned_at = Instant::now();
-    let churned = fake_lines.wait_for(CHURN_DEADLINE, |line| line.starts_with("churned "))?;
-    let delta = updates.wait_for(CHURN_DEADLINE, |line| line.starts_with("update "))?;
-    let churn_latency = churned_at.elapsed();
-    let delta = Update::parse(&delta).context("an update line")?;
+    // Pods replaced one at a time in different Services, each waited for.
+    let mut churns = Vec::with_capacity(settings.churns);
+    let mut first_usage = None;
+    for round in 0..settings.churns {
+        let index = (apps / 2 + round * 97) % apps;
+        writeln!(fake_stdin, "churn {index}")?;
+        fake_stdin.flush()?;
+        let churned_at = Instant::now();
+        let churned = fake_lines.wait_for(CHURN_DEADLINE, |line| line.starts_with("churned "))?;
+        let delta = updates.wait_for(CHURN_DEADLINE, |line| line.starts_with("update "))?;
+        let latency = churned_at.elapsed();
+        let delta = Update::parse(&delta).context("an update line")?;
+        if first_usage.is_none() {
+            first_usage = Some(Usage::read(pid)?);
+            eprintln!("xtask: {churned}: update {} in {latency:.2?}", delta.line);
+        }
+        churns.push(Churn {
+            churned: churned.trim_start_matches("churned ").to_owned(),
+            delta,
+            latency,
+        });
+    }
     let after_usage = Usage::read(pid)?;
-    eprintln!(
-        "xtask: {churned}: update {} in {churn_latency:.2?}",
-        delta.line
-    );
     drop(fake_stdin);
     Ok(Figures {
-        apps,
+        settings,
         objects,
         populate,
         load,
         loaded,
         loaded_usage,
         snapshot_version,
-        churned,
-        churn_latency,
-        delta,
+        churns,
+        first_churn_usage: first_usage.context("at least one churn")?,
         after_usage,
     })
 }
@@ -400,6 +475,13 @@ fn command_output(program: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
+/// `team-NN-app-NNNNN-` of `team-NN/app-NNNNN resourceVersion=...`: the
+/// prefix of that application's service names.
+fn service_of(churned: &str) -> String {
+    let object = churned.split_whitespace().next().unwrap_or("");
+    format!("services:{}-", object.replace('/', "-"))
+}
+
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
@@ -433,22 +515,43 @@ fn locked_version(root: &Path, package: &str) -> String {
 
 fn report(figures: &Figures) -> String {
     let root = workspace_root();
-    let hwm = figures
-        .loaded_usage
-        .hwm_kib
-        .max(figures.after_usage.hwm_kib);
+    let hwm = figures.after_usage.hwm_kib;
     let verdict = if hwm < TARGET_MIB * 1024 {
         "met"
     } else {
         "**not met**"
     };
-    let delta = &figures.delta;
+    let first = &figures.churns[0];
+    let delta = &first.delta;
     let upserts: Vec<String> = delta
         .counts("upserts")
         .into_iter()
         .map(|(kind, count)| format!("{count} {kind}"))
         .collect();
     let changes = delta.get("changes").replace(';', "`, `");
+    // A delta for that Service only: no full state, no removal, one
+    // service sent and one content version changed.
+    let single = figures
+        .churns
+        .iter()
+        .filter(|churn| {
+            churn.delta.get("full") == "false"
+                && churn.delta.get("removals") == "0"
+                && churn.delta.counts("upserts") == [("services".to_owned(), 1)]
+                && churn.delta.get("changed") == "1"
+                && churn
+                    .delta
+                    .get("changes")
+                    .contains(&service_of(&churn.churned))
+        })
+        .count();
+    let mut latencies: Vec<f64> = figures
+        .churns
+        .iter()
+        .map(|churn| churn.latency.as_secs_f64() * 1000.0)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let median = latencies[latencies.len() / 2];
     let commit = command_output("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_default();
     let dirty =
         command_output("git", &["status", "--porcelain"]).is_some_and(|status| !status.is_empty());
@@ -465,25 +568,36 @@ fn report(figures: &Figures) -> String {
          | Objects served by the API server | {objects} ({apps} Ingresses, {apps} Services, {apps} EndpointSlices of 3 Pods, 1 IngressClass) |\n\
          | Control plane start to a proxy holding every route | {load:.2} s |\n\
          | Snapshot then | `{version}`: {routers} routers, {services} services |\n\
-         | Control plane VmRSS, loaded | {rss} |\n\
-         | Control plane VmHWM (peak), loaded | {hwm_loaded} |\n\
          | Control plane CPU time to load | {cpu:.2} s |\n\
-         | Target: peak under {TARGET_MIB} MiB | {verdict} |\n\
-         | Pod churn | {churned} |\n\
-         | Delta sent to the proxy | full state: {full}; upserts: {upserts}; removals: {removals} |\n\
-         | Content versions changed | {changed}: `{changes}` |\n\
-         | Churn event to the proxy's update | {latency:.1} ms |\n\
-         | Control plane VmRSS / VmHWM after the churn | {rss_after} / {hwm_after} |\n\n",
+         | Control plane VmRSS / VmHWM, loaded | {rss} / {hwm_loaded} |\n\
+         | Control plane VmRSS / VmHWM after the first churn | {rss_first} / {hwm_first} |\n\
+         | Control plane VmRSS / VmHWM after {churns} churns | {rss_after} / {hwm_after} |\n\
+         | `controlPlane.historySize` (snapshots kept for deltas) | {history} |\n\
+         | Target: peak (VmHWM) under {TARGET_MIB} MiB | {verdict} |\n\
+         | First Pod churn | `{churned}` |\n\
+         | Its delta | full state: {full}; upserts: {upserts}; removals: {removals} |\n\
+         | Content versions it changed | {changed}: `{changes}` |\n\
+         | Churns whose delta held their Service only | {single} of {churns} |\n\
+         | Churn written to the update received (min / median / max) | {min:.1} / {median:.1} / {max:.1} ms |\n\n",
         objects = figures.objects,
-        apps = figures.apps,
+        apps = figures.settings.apps,
         load = figures.load.as_secs_f64(),
         version = figures.snapshot_version,
         routers = figures.loaded.total("routers"),
         services = figures.loaded.total("services"),
+        cpu = figures.loaded_usage.cpu_seconds,
         rss = mib(figures.loaded_usage.rss_kib),
         hwm_loaded = mib(figures.loaded_usage.hwm_kib),
-        cpu = figures.loaded_usage.cpu_seconds,
-        churned = figures.churned.trim_start_matches("churned "),
+        rss_first = mib(figures.first_churn_usage.rss_kib),
+        hwm_first = mib(figures.first_churn_usage.hwm_kib),
+        churns = figures.churns.len(),
+        rss_after = mib(figures.after_usage.rss_kib),
+        history = figures
+            .settings
+            .history_size
+            .map_or_else(|| "16 (default)".to_owned(), |size| size.to_string()),
+        hwm_after = mib(figures.after_usage.hwm_kib),
+        churned = first.churned,
         full = delta.get("full"),
         upserts = if upserts.is_empty() {
             "none".to_owned()
@@ -492,9 +606,8 @@ fn report(figures: &Figures) -> String {
         },
         removals = delta.get("removals"),
         changed = delta.get("changed"),
-        latency = figures.churn_latency.as_secs_f64() * 1000.0,
-        rss_after = mib(figures.after_usage.rss_kib),
-        hwm_after = mib(figures.after_usage.hwm_kib),
+        min = latencies[0],
+        max = latencies[latencies.len() - 1],
     );
     let _ = write!(
         text,
@@ -506,9 +619,10 @@ fn report(figures: &Figures) -> String {
          pointing at it, and `snapshot-watch`, a `Watch` client that plays a proxy (ACKs every \
          update, keeps each resource's content version, prints what every update carried and \
          changed). Memory is `VmRSS`/`VmHWM` of `/proc/<pid>/status` of the control plane when \
-         the proxy holds every route, and again after the churn. The churn replaces the first \
-         Pod of application {index} (`churn {index}` on the fake API server's stdin), which \
-         rewrites one EndpointSlice.\n\n\
+         the proxy holds every route, after the first churn and after the last. A churn \
+         replaces the first Pod of one application (`churn <i>` on the fake API server's \
+         stdin, starting at application {index}, then every 97th), which rewrites one \
+         EndpointSlice; each churn waits for its update before the next.\n\n\
          ## Objects\n\n\
          Application *i* is `team-<i mod 50>/app-<i>`: an Ingress (class `sluice`, one host, \
          path `/` Prefix to the Service's port `http`) and a Service (ClusterIP, port 80 → 8080) \
@@ -529,18 +643,13 @@ fn report(figures: &Figures) -> String {
          ## Limits of the measure\n\n\
          - The fake API server answers a list in one page (a real one pages by 500 with \
          `continue`); the provider receives the same objects either way.\n\
-         - One run, no repetition: the memory figures are stable from run to run, the \
-         durations depend on the machine's load.\n\
+         - One run, no repetition; durations depend on the machine's load.\n\
          - The watch client is a test client, not `sluice-proxy`: the latency is the control \
          plane's (watch event → rebuild → compile → delta on the stream), not a proxy's \
          apply time.\n",
         populate = figures.populate.as_secs_f64(),
-        apps_flag = if figures.apps == DEFAULT_APPS {
-            String::new()
-        } else {
-            format!(" --apps {}", figures.apps)
-        },
-        index = figures.apps / 2,
+        apps_flag = figures.settings.flags(),
+        index = figures.settings.apps / 2,
         date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default(),
         cpu_model = proc_field("/proc/cpuinfo", "model name"),
         nproc = std::thread::available_parallelism().map_or(0, usize::from),
