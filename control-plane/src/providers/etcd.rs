@@ -38,10 +38,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 
 use super::backoff::Backoff;
 use super::consul::with_causes;
-use super::kv::KeyTree;
+use super::kv;
 use super::publish::Publisher;
 use super::tls::{ProviderTlsError, client_config};
-use super::{ProviderHealthRegistry, ProviderUpdate, SourceError};
+use super::{ProviderHealthRegistry, ProviderUpdate};
 use crate::config::{EtcdConfig, Secret};
 
 /// The provider name, qualifying resource names (`api@etcd`).
@@ -355,27 +355,7 @@ impl EtcdProvider {
     }
 
     fn update(&self, keys: &BTreeMap<String, Vec<u8>>) -> ProviderUpdate {
-        let mut tree = KeyTree::new(&self.root_key, '/');
-        let mut errors = Vec::new();
-        for (key, value) in keys {
-            let inserted = match std::str::from_utf8(value) {
-                Ok(value) => tree.insert(key, value),
-                Err(_) => Err(SourceError {
-                    location: key.clone(),
-                    key: None,
-                    message: "value is not UTF-8 text".to_owned(),
-                }),
-            };
-            errors.extend(inserted.err());
-        }
-        let decoded = tree.decode();
-        errors.extend(decoded.errors);
-        ProviderUpdate {
-            provider: PROVIDER.to_owned(),
-            config: decoded.config,
-            errors,
-            origins: decoded.origins,
-        }
+        kv::update_from_raw_keys(PROVIDER, &self.root_key, keys)
     }
 }
 

@@ -30,10 +30,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
-use super::kv::KeyTree;
+use super::kv;
 use super::publish::Publisher;
 use super::tls::{ProviderTlsError, client_config, read};
-use super::{ProviderHealthRegistry, ProviderUpdate, SourceError};
+use super::{ProviderHealthRegistry, ProviderUpdate};
 use crate::config::{ProviderTlsConfig, RedisConfig};
 
 /// The provider name, qualifying resource names (`api@redis`).
@@ -286,27 +286,7 @@ impl RedisProvider {
     }
 
     fn update(&self, keys: &BTreeMap<String, Vec<u8>>) -> ProviderUpdate {
-        let mut tree = KeyTree::new(&self.root_key, '/');
-        let mut errors = Vec::new();
-        for (key, value) in keys {
-            let inserted = match std::str::from_utf8(value) {
-                Ok(value) => tree.insert(key, value),
-                Err(_) => Err(SourceError {
-                    location: key.clone(),
-                    key: None,
-                    message: "value is not UTF-8 text".to_owned(),
-                }),
-            };
-            errors.extend(inserted.err());
-        }
-        let decoded = tree.decode();
-        errors.extend(decoded.errors);
-        ProviderUpdate {
-            provider: PROVIDER.to_owned(),
-            config: decoded.config,
-            errors,
-            origins: decoded.origins,
-        }
+        kv::update_from_raw_keys(PROVIDER, &self.root_key, keys)
     }
 }
 

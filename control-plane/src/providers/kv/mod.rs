@@ -22,5 +22,40 @@ mod tree;
 
 pub(crate) use tree::{KeyTree, Node};
 
+use std::collections::BTreeMap;
+
+use super::{ProviderUpdate, SourceError};
+
+/// The update of a store that holds raw bytes per key (etcd, Redis): keys
+/// under `root_key` decoded into a configuration; a value that is not UTF-8
+/// is an error naming its key.
+pub(crate) fn update_from_raw_keys(
+    provider: &str,
+    root_key: &str,
+    keys: &BTreeMap<String, Vec<u8>>,
+) -> ProviderUpdate {
+    let mut tree = KeyTree::new(root_key, '/');
+    let mut errors = Vec::new();
+    for (key, value) in keys {
+        let inserted = match std::str::from_utf8(value) {
+            Ok(value) => tree.insert(key, value),
+            Err(_) => Err(SourceError {
+                location: key.clone(),
+                key: None,
+                message: "value is not UTF-8 text".to_owned(),
+            }),
+        };
+        errors.extend(inserted.err());
+    }
+    let decoded = tree.decode();
+    errors.extend(decoded.errors);
+    ProviderUpdate {
+        provider: provider.to_owned(),
+        config: decoded.config,
+        errors,
+        origins: decoded.origins,
+    }
+}
+
 #[cfg(test)]
 mod tests;
