@@ -31,7 +31,17 @@ impl Drop for Children {
 }
 
 pub(crate) fn run() -> anyhow::Result<()> {
-    run_step("cargo", &["build", "--release", "--bins"])?;
+    run_step(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "sluice-control-plane",
+            "-p",
+            "sluice-data-plane",
+        ],
+    )?;
     let root = workspace_root();
     let bin = root.join("target/release");
 
