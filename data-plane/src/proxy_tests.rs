@@ -170,6 +170,25 @@ pub(crate) fn full(
     }
 }
 
+/// A full snapshot whose router `router` sends every path to `service`.
+pub(crate) fn catch_all(version: &str, router_name: &str, service: v1::Service) -> SnapshotUpdate {
+    let all = router(
+        router_name,
+        leaf(Kind::PathPrefix("/".into())),
+        &service.name,
+    );
+    full(version, vec![all], vec![service])
+}
+
+/// A middleware config.
+pub(crate) fn middleware(name: &str, kind: v1::middleware::Kind) -> v1::Middleware {
+    v1::Middleware {
+        name: name.into(),
+        kind: Some(kind),
+        ..Default::default()
+    }
+}
+
 pub(crate) struct Harness {
     pub(crate) applier: Applier,
     runtime: Arc<ArcSwap<Runtime>>,
@@ -282,14 +301,10 @@ async fn routes_normalises_and_forwards() {
 async fn streams_bodies_and_trailers_over_h2c() {
     let backend = echo_backend().await;
     let mut harness = Harness::new();
-    let update = full(
+    let update = catch_all(
         "1-a",
-        vec![router(
-            "all@test",
-            leaf(Kind::PathPrefix("/".into())),
-            "echo@test",
-        )],
-        vec![service("echo@test", &format!("h2c://{backend}"), None)],
+        "all@test",
+        service("echo@test", &format!("h2c://{backend}"), None),
     );
     harness.applier.apply(update).await.unwrap();
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
@@ -313,14 +328,10 @@ async fn streams_bodies_and_trailers_over_h2c() {
 async fn http1_trailers_pass_through() {
     let backend = echo_backend().await;
     let mut harness = Harness::new();
-    let update = full(
+    let update = catch_all(
         "1-a",
-        vec![router(
-            "all@test",
-            leaf(Kind::PathPrefix("/".into())),
-            "echo@test",
-        )],
-        vec![service("echo@test", &format!("http://{backend}"), None)],
+        "all@test",
+        service("echo@test", &format!("http://{backend}"), None),
     );
     harness.applier.apply(update).await.unwrap();
     let request = Request::get(format!("http://{}/t", harness.address()))
@@ -336,14 +347,10 @@ async fn http1_trailers_pass_through() {
 async fn websocket_upgrades_are_tunnelled() {
     let backend = echo_backend().await;
     let mut harness = Harness::new();
-    let update = full(
+    let update = catch_all(
         "1-a",
-        vec![router(
-            "ws@test",
-            leaf(Kind::PathPrefix("/".into())),
-            "echo@test",
-        )],
-        vec![service("echo@test", &format!("http://{backend}"), None)],
+        "ws@test",
+        service("echo@test", &format!("http://{backend}"), None),
     );
     harness.applier.apply(update).await.unwrap();
     let mut stream = TcpStream::connect(harness.address()).await.unwrap();
@@ -373,15 +380,7 @@ async fn failed_builds_keep_the_old_runtime() {
     let backend = echo_backend().await;
     let mut harness = Harness::new();
     let services = vec![service("echo@test", &format!("http://{backend}"), None)];
-    let ok = full(
-        "1-a",
-        vec![router(
-            "a@test",
-            leaf(Kind::PathPrefix("/".into())),
-            "echo@test",
-        )],
-        services.clone(),
-    );
+    let ok = catch_all("1-a", "a@test", services[0].clone());
     harness.applier.apply(ok).await.unwrap();
     let address = harness.address();
     let mut broken = router("a@test", leaf(Kind::PathPrefix("/".into())), "echo@test");
@@ -431,14 +430,10 @@ async fn dead_backends_give_502_then_503_once_unhealthy() {
         .local_addr()
         .unwrap();
     let mut harness = Harness::new();
-    let update = full(
+    let update = catch_all(
         "1-a",
-        vec![router(
-            "a@test",
-            leaf(Kind::PathPrefix("/".into())),
-            "dead@test",
-        )],
-        vec![service("dead@test", &format!("http://{dead}"), None)],
+        "a@test",
+        service("dead@test", &format!("http://{dead}"), None),
     );
     harness.applier.apply(update).await.unwrap();
     assert_eq!(
@@ -452,14 +447,10 @@ async fn dead_backends_give_502_then_503_once_unhealthy() {
         timeout_ms: 500,
         ..Default::default()
     };
-    let update = full(
+    let update = catch_all(
         "2-b",
-        vec![router(
-            "a@test",
-            leaf(Kind::PathPrefix("/".into())),
-            "dead@test",
-        )],
-        vec![service("dead@test", &format!("http://{dead}"), Some(check))],
+        "a@test",
+        service("dead@test", &format!("http://{dead}"), Some(check)),
     );
     harness.applier.apply(update).await.unwrap();
     let harness = &harness;
@@ -471,14 +462,10 @@ async fn dead_backends_give_502_then_503_once_unhealthy() {
 async fn shutdown_lets_in_flight_requests_finish() {
     let backend = echo_backend().await;
     let mut harness = Harness::new();
-    let update = full(
+    let update = catch_all(
         "1-a",
-        vec![router(
-            "a@test",
-            leaf(Kind::PathPrefix("/".into())),
-            "echo@test",
-        )],
-        vec![service("echo@test", &format!("http://{backend}"), None)],
+        "a@test",
+        service("echo@test", &format!("http://{backend}"), None),
     );
     harness.applier.apply(update).await.unwrap();
     let address = harness.address();
@@ -548,14 +535,10 @@ impl SnapshotService for FakeControlPlane {
 #[tokio::test]
 async fn snapshot_client_acks_nacks_and_resyncs() {
     let backend = echo_backend().await;
-    let first = full(
+    let first = catch_all(
         "1-a",
-        vec![router(
-            "a@test",
-            leaf(Kind::PathPrefix("/".into())),
-            "echo@test",
-        )],
-        vec![service("echo@test", &format!("http://{backend}"), None)],
+        "a@test",
+        service("echo@test", &format!("http://{backend}"), None),
     );
     let stale_delta = SnapshotUpdate {
         version: "3-c".into(),

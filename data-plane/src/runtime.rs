@@ -393,8 +393,9 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy_tests::{middleware, service};
     use crate::service::UpstreamConfig;
-    use sluice_proto::v1::{EntryPoint, Middleware, Router, matcher::Kind, middleware};
+    use sluice_proto::v1::{EntryPoint, Router, matcher::Kind, middleware};
     use tokio_util::sync::CancellationToken;
 
     fn resources() -> Resources {
@@ -413,19 +414,7 @@ mod tests {
                 service: "s@file".into(),
                 ..Default::default()
             }],
-            services: vec![v1::Service {
-                name: "s@file".into(),
-                kind: Some(v1::service::Kind::LoadBalancer(v1::LoadBalancer {
-                    servers: vec![v1::Server {
-                        url: "http://127.0.0.1:1".into(),
-                        weight: 1,
-                        preserve_path: false,
-                    }],
-                    pass_host_header: true,
-                    ..Default::default()
-                })),
-                ..Default::default()
-            }],
+            services: vec![service("s@file", "http://127.0.0.1:1", None)],
             ..Default::default()
         }
     }
@@ -451,14 +440,6 @@ mod tests {
             "PathPrefix(`/`)".len() as i64
         );
         assert_eq!(built.services, ["s@file"]);
-    }
-
-    fn middleware(name: &str, kind: middleware::Kind) -> Middleware {
-        Middleware {
-            name: name.into(),
-            kind: Some(kind),
-            ..Default::default()
-        }
     }
 
     #[test]

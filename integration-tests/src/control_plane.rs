@@ -10,6 +10,10 @@ use crate::{
     ChildProcess, ControlPlaneOptions, binary, eventually, free_port, get, run_to_completion,
 };
 
+/// How long a change may take to reach a snapshot or a proxy (debounce,
+/// compile, stream, apply), with ample margin for a loaded machine.
+pub(crate) const SNAPSHOT_DEADLINE: Duration = Duration::from_secs(30);
+
 /// A running control plane on free ports, reading a file-provider directory.
 #[derive(Debug)]
 pub struct ControlPlane {
@@ -178,6 +182,38 @@ impl ControlPlane {
         self.api("/api/version").await["snapshotVersion"]
             .as_str()
             .map(str::to_owned)
+    }
+
+    /// Waits for the first compiled snapshot and returns its version.
+    pub async fn current_version(&self) -> String {
+        eventually("a compiled snapshot", SNAPSHOT_DEADLINE, || async {
+            self.snapshot_version()
+                .await
+                .ok_or_else(|| "no snapshot yet".to_owned())
+        })
+        .await
+    }
+
+    /// Waits until the published snapshot version is other than `old`, and
+    /// returns it.
+    pub async fn next_version(&self, old: &str) -> String {
+        eventually("a new snapshot version", SNAPSHOT_DEADLINE, || async {
+            match self.snapshot_version().await {
+                Some(version) if version != old => Ok(version),
+                other => Err(format!("version is still {other:?}")),
+            }
+        })
+        .await
+    }
+
+    /// The `/api/nodes` entry for `node_id`, or why there is none.
+    pub async fn node(&self, node_id: &str) -> Result<serde_json::Value, String> {
+        let nodes = self.api("/api/nodes").await;
+        nodes
+            .as_array()
+            .and_then(|nodes| nodes.iter().find(|node| node["nodeId"] == node_id))
+            .cloned()
+            .ok_or_else(|| format!("`{node_id}` is not in /api/nodes: {nodes}"))
     }
 
     /// Kills the process with SIGKILL, as a crash would.

@@ -40,7 +40,7 @@ pub use control_plane_options::ControlPlaneOptions;
 pub use grpc::{WatchClient, grpcurl};
 pub use grpc_backend::GrpcHealthBackend;
 pub use http::{HttpResponse, get, request};
-pub use process::{ChildProcess, free_port, run_command, run_to_completion};
+pub use process::{ChildProcess, free_port, printed, run_command, run_to_completion};
 pub use proxy::Proxy;
 pub use raw_http::{RawResponse, raw_get, raw_request};
 pub use streaming::{StreamingBackend, download, upload};

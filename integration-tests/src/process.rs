@@ -159,6 +159,16 @@ pub fn run_command(program: &str, args: &[&str]) -> Output {
         })
 }
 
+/// Everything a finished command printed: its standard output, then its
+/// standard error.
+pub fn printed(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// Runs `program` to completion with extra environment variables, killing it
 /// and panicking if it is still running after `timeout` (so a command that
 /// should exit but hangs fails the test instead of blocking it). Returns the

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::control_plane::SNAPSHOT_DEADLINE;
 use crate::{ChildProcess, binary, eventually, free_port, get};
 
 /// A running proxy connected to a control plane.
@@ -64,6 +65,23 @@ impl Proxy {
                     Ok(())
                 } else {
                     Err(format!("/ready answered {}", response.status))
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Waits until the proxy serves `version` (its admin endpoint says so).
+    pub async fn wait_serving(&self, version: &str) {
+        eventually(
+            &format!("proxy {} to serve {version}", self.node_id),
+            SNAPSHOT_DEADLINE,
+            || async {
+                let serving = self.version().await;
+                if serving == version {
+                    Ok(())
+                } else {
+                    Err(format!("it serves `{serving}`"))
                 }
             },
         )

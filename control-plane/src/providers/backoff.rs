@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use rand::Rng;
+use tokio_util::sync::CancellationToken;
 
 /// The first retry waits about this long...
 const INITIAL: Duration = Duration::from_millis(200);
@@ -31,6 +32,14 @@ impl Backoff {
         self.step = (step * 2).min(MAX);
         let half = step / 2;
         half + rand::rng().random_range(Duration::ZERO..=half)
+    }
+
+    /// Sleeps for [`Self::next_delay`]; false if `shutdown` came first.
+    pub(crate) async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
+        tokio::select! {
+            () = shutdown.cancelled() => false,
+            () = tokio::time::sleep(self.next_delay()) => true,
+        }
     }
 
     /// Starts over after a success.

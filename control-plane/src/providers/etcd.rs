@@ -38,6 +38,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 
 use super::backoff::Backoff;
 use super::consul::with_causes;
+use super::endpoint;
 use super::kv;
 use super::publish::Publisher;
 use super::tls::{ProviderTlsError, client_config};
@@ -196,9 +197,8 @@ impl EtcdProvider {
                 SessionEnd::Failed(error) => {
                     publisher.failed(&error);
                     self.current = (self.current + 1) % self.endpoints.len();
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(backoff.next_delay()) => {}
+                    if !backoff.wait(&shutdown).await {
+                        return;
                     }
                 }
             }
@@ -454,30 +454,12 @@ async fn next_batch(
     }
 }
 
-/// `host:port` (`https` when `tls` is configured, `http` otherwise),
-/// `http://host:port` or `https://host:port` as `scheme://host:port`.
+/// `endpoint` as `scheme://host:port` (see [`endpoint::normalize`]).
 fn parse_endpoint(endpoint: &str, tls: bool) -> Result<String, EtcdError> {
-    let invalid = |reason: &str| EtcdError::Endpoint {
+    endpoint::normalize(endpoint, tls).map_err(|reason| EtcdError::Endpoint {
         endpoint: endpoint.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let with_scheme = if endpoint.contains("://") {
-        endpoint.to_owned()
-    } else if tls {
-        format!("https://{endpoint}")
-    } else {
-        format!("http://{endpoint}")
-    };
-    let uri: http::Uri = with_scheme
-        .parse()
-        .map_err(|error: http::uri::InvalidUri| invalid(&error.to_string()))?;
-    let expected = "expected `host:port`, `http://host:port` or `https://host:port`";
-    let scheme = match uri.scheme_str() {
-        Some(scheme @ ("http" | "https")) => scheme,
-        _ => return Err(invalid(expected)),
-    };
-    let authority = uri.authority().ok_or_else(|| invalid(expected))?;
-    Ok(format!("{scheme}://{authority}"))
+        reason,
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 mod backoff;
 mod consul;
+mod endpoint;
 mod etcd;
 mod file;
 mod kubernetes;

@@ -221,9 +221,8 @@ impl RedisProvider {
                 SessionEnd::Failed(error) => {
                     publisher.failed(&error);
                     self.current = (self.current + 1) % self.servers.len();
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(backoff.next_delay()) => {}
+                    if !backoff.wait(&shutdown).await {
+                        return;
                     }
                 }
             }

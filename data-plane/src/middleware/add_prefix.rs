@@ -4,7 +4,7 @@
 use http::{Request, Response};
 use sluice_proto::v1;
 
-use super::uri::set_path;
+use super::uri::with_path;
 use super::{MiddlewareBuildError, Next, RequestContext};
 use crate::body::ProxyBody;
 
@@ -33,8 +33,9 @@ impl AddPrefix {
         next: Next<'_>,
     ) -> Response<ProxyBody> {
         let path = format!("{}{}", self.prefix, req.uri().path());
-        if let Err(invalid) = set_path(&mut req, &path) {
-            return invalid.response();
+        match with_path(req.uri(), &path) {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(invalid) => return invalid.response(),
         }
         next.run(req, ctx).await
     }

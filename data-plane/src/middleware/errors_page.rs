@@ -16,6 +16,7 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use sluice_proto::v1;
 
+use super::uri::query_escape;
 use super::{BuildContext, MiddlewareBuildError, Next, RequestContext};
 use crate::body::{ProxyBody, status_response};
 use crate::forward::forward;
@@ -129,22 +130,6 @@ impl ErrorsPage {
     }
 }
 
-/// Go's `url.QueryEscape`: unreserved bytes kept, space as `+`, the rest
-/// percent-encoded.
-fn query_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(char::from(byte));
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,19 +154,7 @@ mod tests {
     }
 
     fn page_service() -> v1::Service {
-        v1::Service {
-            name: "pages@test".into(),
-            kind: Some(v1::service::Kind::LoadBalancer(v1::LoadBalancer {
-                servers: vec![v1::Server {
-                    url: "http://127.0.0.1:1".into(),
-                    weight: 1,
-                    preserve_path: false,
-                }],
-                pass_host_header: true,
-                ..Default::default()
-            })),
-            ..Default::default()
-        }
+        crate::proxy_tests::service("pages@test", "http://127.0.0.1:1", None)
     }
 
     fn build(config: &v1::Middleware, services: &mut dyn Services) -> ErrorsPage {

@@ -17,6 +17,7 @@ use x509_parser::oid_registry::{
 };
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
+use super::uri::query_escape;
 use super::{Next, RequestContext};
 use crate::body::ProxyBody;
 
@@ -159,22 +160,6 @@ fn dn(name: &X509Name<'_>, fields: &v1::PassTlsClientCertDn) -> String {
         }
     }
     parts.join(",")
-}
-
-/// Go's `url.QueryEscape`: unreserved bytes kept, space as `+`, the rest
-/// percent-encoded.
-fn query_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                escaped.push(char::from(byte));
-            }
-            b' ' => escaped.push('+'),
-            _ => escaped.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    escaped
 }
 
 #[cfg(test)]

@@ -9,15 +9,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use sluice_proto::v1::{self, matcher::Kind, middleware::Kind as M};
 
-use crate::proxy_tests::{Harness, echo_backend, full, leaf, router, service};
-
-fn middleware(name: &str, kind: M) -> v1::Middleware {
-    v1::Middleware {
-        name: name.into(),
-        kind: Some(kind),
-        ..Default::default()
-    }
-}
+use crate::proxy_tests::{Harness, echo_backend, full, leaf, middleware, router, service};
 
 /// `htpasswd -nbm myusername secret`.
 const MYUSERNAME: &str = "$apr1$zSyPEMHt$5JiuZjw.wlZhca7gaNbgn1";

@@ -4,7 +4,7 @@
 use http::{HeaderValue, Request, Response};
 use sluice_proto::v1;
 
-use super::uri::{X_REPLACED_PATH, set_path};
+use super::uri::{X_REPLACED_PATH, with_path};
 use super::{MiddlewareBuildError, Next, RequestContext};
 use crate::body::ProxyBody;
 
@@ -30,8 +30,9 @@ impl ReplacePath {
         next: Next<'_>,
     ) -> Response<ProxyBody> {
         let previous = HeaderValue::from_str(req.uri().path()).ok();
-        if let Err(invalid) = set_path(&mut req, &self.path) {
-            return invalid.response();
+        match with_path(req.uri(), &self.path) {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(invalid) => return invalid.response(),
         }
         if let Some(previous) = previous {
             req.headers_mut().append(X_REPLACED_PATH, previous);

@@ -10,7 +10,7 @@ use http::{HeaderValue, Request, Response};
 use regex::Regex;
 use sluice_proto::v1;
 
-use super::uri::{X_REPLACED_PATH, set_path};
+use super::uri::{X_REPLACED_PATH, with_path};
 use super::{MiddlewareBuildError, Next, RequestContext};
 use crate::body::ProxyBody;
 
@@ -42,12 +42,10 @@ impl ReplacePathRegex {
             return next.run(req, ctx).await;
         }
         let previous = HeaderValue::from_str(path).ok();
-        let replaced = self
-            .regex
-            .replace_all(path, self.replacement.as_str())
-            .into_owned();
-        if let Err(invalid) = set_path(&mut req, &replaced) {
-            return invalid.response();
+        let replaced = self.regex.replace_all(path, self.replacement.as_str());
+        match with_path(req.uri(), &replaced) {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(invalid) => return invalid.response(),
         }
         if let Some(previous) = previous {
             req.headers_mut().append(X_REPLACED_PATH, previous);

@@ -10,7 +10,7 @@
 use http::{HeaderValue, Request, Response};
 use sluice_proto::v1;
 
-use super::uri::{X_FORWARDED_PREFIX, set_path};
+use super::uri::{X_FORWARDED_PREFIX, with_path};
 use super::{MiddlewareBuildError, Next, RequestContext};
 use crate::body::ProxyBody;
 
@@ -54,9 +54,9 @@ impl StripPrefix {
         else {
             return next.run(req, ctx).await;
         };
-        let stripped = path[prefix.len()..].to_owned();
-        if let Err(invalid) = set_path(&mut req, &stripped) {
-            return invalid.response();
+        match with_path(req.uri(), &path[prefix.len()..]) {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(invalid) => return invalid.response(),
         }
         req.headers_mut().append(X_FORWARDED_PREFIX, header.clone());
         next.run(req, ctx).await

@@ -7,7 +7,7 @@ use http::{HeaderValue, Request, Response};
 use regex::Regex;
 use sluice_proto::v1;
 
-use super::uri::{X_FORWARDED_PREFIX, set_path};
+use super::uri::{X_FORWARDED_PREFIX, with_path};
 use super::{MiddlewareBuildError, Next, RequestContext};
 use crate::body::ProxyBody;
 
@@ -51,9 +51,9 @@ impl StripPrefixRegex {
         };
         let (prefix, rest) = path.split_at(end);
         let header = HeaderValue::from_str(prefix).ok();
-        let rest = rest.to_owned();
-        if let Err(invalid) = set_path(&mut req, &rest) {
-            return invalid.response();
+        match with_path(req.uri(), rest) {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(invalid) => return invalid.response(),
         }
         if let Some(header) = header {
             req.headers_mut().append(X_FORWARDED_PREFIX, header);

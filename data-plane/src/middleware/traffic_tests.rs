@@ -18,7 +18,9 @@ use hyper_util::server::conn::auto;
 use sluice_proto::v1::{self, matcher::Kind, middleware::Kind as M};
 use tokio::net::TcpListener;
 
-use crate::proxy_tests::{Harness, echo_backend, eventually, full, leaf, router, service};
+use crate::proxy_tests::{
+    Harness, echo_backend, eventually, full, leaf, middleware, router, service,
+};
 
 /// A backend answering with `answer`.
 async fn backend(
@@ -48,14 +50,6 @@ async fn backend(
 async fn refusing() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     listener.local_addr().unwrap()
-}
-
-fn middleware(name: &str, kind: M) -> v1::Middleware {
-    v1::Middleware {
-        name: name.into(),
-        kind: Some(kind),
-        ..Default::default()
-    }
 }
 
 fn balancer(name: &str, servers: &[SocketAddr]) -> v1::Service {

@@ -5,12 +5,14 @@
 //! (percent-encoded, like Go's `URL.RawPath`). A rewritten path keeps the
 //! query, the scheme and the authority of the request; bytes that cannot
 //! appear in a path are percent-encoded, as Go's `URL.EscapedPath` does.
+//! [`query_escape`] is Go's `url.QueryEscape`, for the middlewares that put
+//! a value in a query or a header (`errors`, `passTLSClientCert`).
 
 use std::borrow::Cow;
 use std::fmt::Write;
 
 use http::uri::PathAndQuery;
-use http::{HeaderName, Request, Response, StatusCode, Uri};
+use http::{HeaderName, Response, StatusCode, Uri};
 
 use crate::body::{ProxyBody, status_response};
 
@@ -31,32 +33,23 @@ impl InvalidPath {
     }
 }
 
-/// Sets the path of `req` to `path` (a leading `/` added when missing),
-/// keeping its query.
-pub(crate) fn set_path<B>(req: &mut Request<B>, path: &str) -> Result<(), InvalidPath> {
+/// `uri` with its path set to `path` (a leading `/` added when missing),
+/// its query, scheme and authority kept. Takes the request's URI by
+/// reference, so a new path borrowed from it needs no copy.
+pub(crate) fn with_path(uri: &Uri, path: &str) -> Result<Uri, InvalidPath> {
     let mut target = String::with_capacity(path.len() + 1);
     if !path.starts_with('/') {
         target.push('/');
     }
     target.push_str(&encode_path(path));
-    if let Some(query) = req.uri().query() {
+    if let Some(query) = uri.query() {
         target.push('?');
         target.push_str(query);
     }
-    let rebuilt = PathAndQuery::try_from(target)
-        .ok()
-        .and_then(|path_and_query| {
-            let mut parts = req.uri().clone().into_parts();
-            parts.path_and_query = Some(path_and_query);
-            Uri::from_parts(parts).ok()
-        });
-    match rebuilt {
-        Some(uri) => {
-            *req.uri_mut() = uri;
-            Ok(())
-        }
-        None => Err(InvalidPath),
-    }
+    let path_and_query = PathAndQuery::try_from(target).map_err(|_| InvalidPath)?;
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query);
+    Uri::from_parts(parts).map_err(|_| InvalidPath)
 }
 
 /// `path` with the bytes a path cannot hold percent-encoded; valid escapes
@@ -85,28 +78,44 @@ fn encode_path(path: &str) -> Cow<'_, str> {
     Cow::Owned(encoded)
 }
 
+/// Go's `url.QueryEscape`: unreserved bytes kept, space as `+`, the rest
+/// percent-encoded.
+pub(crate) fn query_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                escaped.push(char::from(byte));
+            }
+            b' ' => escaped.push('+'),
+            _ => {
+                let _ = write!(escaped, "%{byte:02X}");
+            }
+        }
+    }
+    escaped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn keeps_the_query_and_the_authority() {
-        let mut req = Request::get("http://a.test:8080/old?x=1&y")
-            .body(())
-            .unwrap();
-        set_path(&mut req, "/new").unwrap();
-        assert_eq!(req.uri(), "http://a.test:8080/new?x=1&y");
-        let mut req = Request::get("/old").body(()).unwrap();
-        set_path(&mut req, "relative").unwrap();
-        assert_eq!(req.uri(), "/relative");
+        let uri: Uri = "http://a.test:8080/old?x=1&y".parse().unwrap();
+        assert_eq!(
+            with_path(&uri, "/new").unwrap(),
+            "http://a.test:8080/new?x=1&y"
+        );
+        let uri: Uri = "/old".parse().unwrap();
+        assert_eq!(with_path(&uri, "relative").unwrap(), "/relative");
     }
 
     #[test]
     fn encodes_what_a_path_cannot_hold() {
         assert_eq!(encode_path("/a%20b/c:d@e"), "/a%20b/c:d@e");
         assert_eq!(encode_path("/a b?#%zz/é"), "/a%20b%3F%23%25zz/%C3%A9");
-        let mut req = Request::get("/").body(()).unwrap();
-        set_path(&mut req, "/a b").unwrap();
-        assert_eq!(req.uri(), "/a%20b");
+        let uri: Uri = "/".parse().unwrap();
+        assert_eq!(with_path(&uri, "/a b").unwrap(), "/a%20b");
     }
 }

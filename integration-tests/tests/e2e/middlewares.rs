@@ -21,7 +21,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use integration_tests::{
     ControlPlane, ControlPlaneOptions, EchoBackend, HttpResponse, Proxy, eventually, free_port,
-    request,
+    printed, request,
 };
 
 /// How long a snapshot may take to reach the proxy, with margin.
@@ -43,22 +43,9 @@ impl Stack {
             .await;
         let proxy = Proxy::start(&control_plane.grpc_url(), "proxy-1", &[]);
         proxy.wait_ready().await;
-        let version = eventually("a compiled snapshot", DEADLINE, || async {
-            control_plane
-                .snapshot_version()
-                .await
-                .ok_or_else(|| "no snapshot yet".to_owned())
-        })
-        .await;
-        eventually("the proxy to serve the snapshot", DEADLINE, || async {
-            let serving = proxy.version().await;
-            if serving == version {
-                Ok(())
-            } else {
-                Err(format!("it serves `{serving}`"))
-            }
-        })
-        .await;
+        proxy
+            .wait_serving(&control_plane.current_version().await)
+            .await;
         Self {
             control_plane,
             _proxy: proxy,
@@ -487,11 +474,6 @@ async fn a_router_with_a_broken_middleware_is_not_served() {
     assert_eq!(response.status, 200);
     assert_eq!(response.json()["path"], "/v1/fine");
     // `validate` names the router and the middleware's option.
-    let output = stack.control_plane.validate();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = printed(&stack.control_plane.validate());
     assert!(text.contains("bad-regex"), "{text}");
 }

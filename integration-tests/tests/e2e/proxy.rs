@@ -16,7 +16,7 @@ mod routing;
 
 use std::time::Duration;
 
-use integration_tests::{ControlPlane, ControlPlaneOptions, Proxy, eventually, request};
+use integration_tests::{ControlPlane, ControlPlaneOptions, Proxy, request};
 use tokio::sync::{Mutex, MutexGuard};
 
 /// How long a change may take to reach a proxy (debounce, compile, stream,
@@ -132,8 +132,9 @@ impl Stack {
         let control_plane = options.start().await;
         let proxy = Proxy::start(&control_plane.grpc_url(), "proxy-1", &[]);
         proxy.wait_ready().await;
-        let version = current_version(&control_plane).await;
-        wait_serving(&[&proxy], &version).await;
+        proxy
+            .wait_serving(&control_plane.current_version().await)
+            .await;
         Self {
             control_plane,
             proxy,
@@ -153,53 +154,19 @@ impl Stack {
     /// Rewrites the routes and waits until the proxy serves them.
     async fn update(&self, routes: &Routes) -> String {
         // The control plane's version, not the proxy's: they differ after a NACK.
-        let old = current_version(&self.control_plane).await;
+        let old = self.control_plane.current_version().await;
         self.control_plane
             .write_dynamic(ROUTES_FILE, &routes.yaml());
-        let version = next_version(&self.control_plane, &old).await;
-        wait_serving(&[&self.proxy], &version).await;
+        let version = self.control_plane.next_version(&old).await;
+        self.proxy.wait_serving(&version).await;
         version
     }
-}
-
-/// The control plane's current snapshot version, once there is one.
-async fn current_version(control_plane: &ControlPlane) -> String {
-    eventually("a compiled snapshot", DEADLINE, || async {
-        control_plane
-            .snapshot_version()
-            .await
-            .ok_or_else(|| "no snapshot yet".to_owned())
-    })
-    .await
-}
-
-/// Waits until the control plane publishes a version other than `old`.
-async fn next_version(control_plane: &ControlPlane, old: &str) -> String {
-    eventually("a new snapshot version", DEADLINE, || async {
-        match control_plane.snapshot_version().await {
-            Some(version) if version != old => Ok(version),
-            other => Err(format!("version is still {other:?}")),
-        }
-    })
-    .await
 }
 
 /// Waits until every proxy serves `version` (its own admin endpoint says so).
 async fn wait_serving(proxies: &[&Proxy], version: &str) {
     for proxy in proxies {
-        eventually(
-            &format!("proxy {} to serve {version}", proxy.node_id),
-            DEADLINE,
-            || async {
-                let serving = proxy.version().await;
-                if serving == version {
-                    Ok(())
-                } else {
-                    Err(format!("it serves `{serving}`"))
-                }
-            },
-        )
-        .await;
+        proxy.wait_serving(version).await;
     }
 }
 

@@ -315,7 +315,7 @@ async fn the_control_link_requires_certificates_and_a_token() {
         &["--control-plane-ca".to_owned(), path(&pki.ca())],
     );
     // Both connect attempts are refused and logged by the control plane.
-    let nodes = eventually(
+    eventually(
         "the good proxy in the fleet view",
         Duration::from_secs(10),
         || async {
@@ -328,15 +328,56 @@ async fn the_control_link_requires_certificates_and_a_token() {
         },
     )
     .await;
+    // Each refused proxy has tried and failed (it says so), and is alive but
+    // not ready: it holds no snapshot.
     for refused in [&no_token, &no_cert] {
-        let ready = get(&format!("{}/ready", refused.admin_url)).await;
-        assert!(
-            ready.map(|r| r.status != 200).unwrap_or(true),
-            "{}",
-            refused.node_id
-        );
+        eventually(
+            &format!(
+                "{} to report the control plane unavailable",
+                refused.node_id
+            ),
+            DEADLINE,
+            || async {
+                let output = refused.process.output();
+                if output.contains("control plane unavailable") {
+                    Ok(())
+                } else {
+                    Err(format!("output so far:\n{output}"))
+                }
+            },
+        )
+        .await;
+        let ready_url = format!("{}/ready", refused.admin_url);
+        let ready = eventually(
+            &format!("{}'s admin endpoint", refused.node_id),
+            DEADLINE,
+            || async { get(&ready_url).await },
+        )
+        .await;
+        assert_eq!(ready.status, 503, "{}: {}", refused.node_id, ready.body);
+    }
+    // The control plane logged the call without a token...
+    eventually(
+        "the control plane to log the refused call",
+        DEADLINE,
+        || async {
+            let output = control_plane.process.output();
+            if output.contains("refused a SnapshotService call")
+                && output.contains("no bearer token")
+            {
+                Ok(())
+            } else {
+                Err(format!("output so far:\n{output}"))
+            }
+        },
+    )
+    .await;
+    // ...and neither refused proxy joined the fleet view.
+    let nodes = control_plane.api("/api/nodes").await;
+    for refused in [&no_token, &no_cert] {
         assert!(!nodes.to_string().contains(&refused.node_id), "{nodes}");
     }
+    assert!(nodes.to_string().contains("good"), "{nodes}");
 
     // grpcurl with the CA and a client certificate lists the services.
     let address = url.trim_start_matches("https://");

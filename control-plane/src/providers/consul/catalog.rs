@@ -398,9 +398,8 @@ fn spawn_watcher(
                 return;
             }
             if failed {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(backoff.next_delay()) => {}
+                if !backoff.wait(&stop).await {
+                    return;
                 }
             } else {
                 backoff.reset();

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use http::{HeaderValue, Request, StatusCode, Uri};
+use http::{HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -22,6 +22,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::{ProviderTlsConfig, Secret};
+use crate::providers::endpoint;
 use crate::providers::tls::{ProviderTlsError, client_config};
 
 /// How long a blocking query waits for a change when not configured
@@ -275,30 +276,12 @@ fn sensitive_header(value: &str, what: &'static str) -> Result<HeaderValue, Cons
     Ok(header)
 }
 
-/// `host:port` (`https` when `tls` is configured, `http` otherwise),
-/// `http://host:port` or `https://host:port` as `scheme://host:port`.
+/// `endpoint` as `scheme://host:port` (see [`endpoint::normalize`]).
 fn parse_endpoint(endpoint: &str, tls: bool) -> Result<String, ConsulError> {
-    let invalid = |reason: &str| ConsulError::Endpoint {
+    endpoint::normalize(endpoint, tls).map_err(|reason| ConsulError::Endpoint {
         endpoint: endpoint.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let with_scheme = if endpoint.contains("://") {
-        endpoint.to_owned()
-    } else if tls {
-        format!("https://{endpoint}")
-    } else {
-        format!("http://{endpoint}")
-    };
-    let uri: Uri = with_scheme
-        .parse()
-        .map_err(|error: http::uri::InvalidUri| invalid(&error.to_string()))?;
-    let expected = "expected `host:port`, `http://host:port` or `https://host:port`";
-    let scheme = match uri.scheme_str() {
-        Some(scheme @ ("http" | "https")) => scheme,
-        _ => return Err(invalid(expected)),
-    };
-    let authority = uri.authority().ok_or_else(|| invalid(expected))?;
-    Ok(format!("{scheme}://{authority}"))
+        reason,
+    })
 }
 
 /// A blocking query on one endpoint path: each call returns the next

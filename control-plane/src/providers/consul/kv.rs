@@ -112,9 +112,8 @@ impl ConsulKvProvider {
                 }
                 Err(error) => {
                     publisher.failed(&error);
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(backoff.next_delay()) => {}
+                    if !backoff.wait(&shutdown).await {
+                        return;
                     }
                 }
             }

@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use integration_tests::{ChildProcess, binary, eventually, free_port, get, run_to_completion};
+use integration_tests::{
+    ChildProcess, binary, eventually, free_port, get, printed, run_to_completion,
+};
 
 /// Starts `sluice-control-plane run --configFile <config> <flags...>` with
 /// extra environment variables.
@@ -89,11 +91,7 @@ async fn an_unknown_static_key_stops_run_with_the_file_and_key() {
         &[],
         Duration::from_secs(20),
     );
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let printed = printed(&output);
     assert!(!output.status.success(), "run accepted `adress`: {printed}");
     assert!(
         printed.contains(&config_text),

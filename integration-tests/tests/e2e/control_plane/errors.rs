@@ -2,7 +2,7 @@
 //! the running control plane leaves out only what is broken, never prints a
 //! secret, and never takes down what was fine.
 
-use integration_tests::{ControlPlane, eventually, get, grpcurl};
+use integration_tests::{ControlPlane, eventually, get, grpcurl, printed};
 use serde_json::{Value, json};
 
 use super::{CHANGE_DEADLINE, routes_file, snapshot_rules, stdout_json, wait_for_routes};
@@ -82,11 +82,7 @@ async fn validate_names_each_error_and_the_running_control_plane_ships_the_rest(
 
     // `validate` prints every error with file, key and (for rules) column.
     let validated = control_plane.validate();
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&validated.stdout),
-        String::from_utf8_lossy(&validated.stderr)
-    );
+    let printed = printed(&validated);
     assert_eq!(validated.status.code(), Some(1), "{printed}");
     let bad_rule = line_with(&printed, "badrule");
     for expected in [

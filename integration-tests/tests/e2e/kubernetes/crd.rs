@@ -157,12 +157,7 @@ async fn a_mirroring_traefik_service_is_reported_and_nacked_by_the_proxy() {
 
     let version = stack.control_plane.snapshot_version().await.unwrap();
     let nack = eventually("the proxy's NACK in /api/nodes", DEADLINE, || async {
-        let nodes = stack.control_plane.api("/api/nodes").await;
-        let node = nodes
-            .as_array()
-            .and_then(|nodes| nodes.iter().find(|node| node["nodeId"] == "proxy-1"))
-            .cloned()
-            .ok_or_else(|| format!("no proxy-1 in {nodes}"))?;
+        let node = stack.control_plane.node("proxy-1").await?;
         if node["lastNack"]["version"] == version.as_str() {
             Ok(node)
         } else {

@@ -7,28 +7,14 @@ use integration_tests::{
     ControlPlane, ControlPlaneOptions, EchoBackend, Proxy, binary, eventually, free_port, get,
     run_command,
 };
-use serde_json::Value;
 
-use super::{
-    DEADLINE, ROUTES_FILE, Routes, Stack, backend_of, current_version, next_version, update_counts,
-    wait_serving,
-};
+use super::{DEADLINE, ROUTES_FILE, Routes, Stack, backend_of, update_counts, wait_serving};
 
 /// One router for everything, to one backend.
 fn everything_to(backend: &EchoBackend) -> Routes {
     Routes::new()
         .router("app", "PathPrefix(`/`)", "app")
         .load_balancer("app", &[backend.url()])
-}
-
-/// The control plane's `/api/nodes` entry for `node_id`.
-async fn node(control_plane: &ControlPlane, node_id: &str) -> Result<Value, String> {
-    let nodes = control_plane.api("/api/nodes").await;
-    nodes
-        .as_array()
-        .and_then(|nodes| nodes.iter().find(|node| node["nodeId"] == node_id))
-        .cloned()
-        .ok_or_else(|| format!("`{node_id}` is not in /api/nodes: {nodes}"))
 }
 
 /// Waits until `/api/nodes` shows `node_id` connected, having acknowledged
@@ -38,7 +24,7 @@ async fn wait_acked(control_plane: &ControlPlane, node_id: &str, version: &str) 
         &format!("{node_id} to acknowledge {version} in /api/nodes"),
         DEADLINE,
         || async {
-            let node = node(control_plane, node_id).await?;
+            let node = control_plane.node(node_id).await?;
             if node["connected"] == true
                 && node["versionAcked"] == version
                 && node["upToDate"] == true
@@ -76,7 +62,7 @@ async fn two_proxies_follow_edits_survive_a_control_plane_crash_and_resume_witho
     proxy_a.wait_ready().await;
     proxy_b.wait_ready().await;
     let proxies = [&proxy_a, &proxy_b];
-    let first = current_version(&control_plane).await;
+    let first = control_plane.current_version().await;
     wait_serving(&proxies, &first).await;
     assert_served_by(port_a, "v1", 3).await;
     assert_served_by(port_b, "v1", 3).await;
@@ -84,7 +70,7 @@ async fn two_proxies_follow_edits_survive_a_control_plane_crash_and_resume_witho
     // An editor-style write (temporary file renamed over the original)
     // reaches both proxies.
     control_plane.write_dynamic(ROUTES_FILE, &everything_to(&v2).yaml());
-    let second = next_version(&control_plane, &first).await;
+    let second = control_plane.next_version(&first).await;
     wait_serving(&proxies, &second).await;
     assert_served_by(port_a, "v2", 3).await;
     assert_served_by(port_b, "v2", 3).await;
@@ -116,7 +102,7 @@ async fn two_proxies_follow_edits_survive_a_control_plane_crash_and_resume_witho
     // generation. The proxies reconnect saying what they hold, get only the
     // new name, and acknowledge the current version.
     control_plane.restart().await;
-    let third = current_version(&control_plane).await;
+    let third = control_plane.current_version().await;
     let content = |version: &str| version.split_once('-').map(|(_, hash)| hash.to_owned());
     assert_eq!(
         content(&third),
@@ -146,7 +132,7 @@ async fn two_proxies_follow_edits_survive_a_control_plane_crash_and_resume_witho
 
     // And edits flow again.
     control_plane.write_dynamic(ROUTES_FILE, &everything_to(&v1).yaml());
-    let fourth = next_version(&control_plane, &third).await;
+    let fourth = control_plane.next_version(&third).await;
     wait_serving(&proxies, &fourth).await;
     assert_served_by(port_a, "v1", 3).await;
     assert_served_by(port_b, "v1", 3).await;
@@ -163,7 +149,7 @@ async fn a_snapshot_whose_listener_cannot_bind_is_nacked_then_a_later_one_applie
         .load_balancer("app", &[backend.url()]);
     let control_plane =
         ControlPlane::start(&["web", "admin2"], &[(ROUTES_FILE, &routes.yaml())]).await;
-    let first = current_version(&control_plane).await;
+    let first = control_plane.current_version().await;
     // The test holds the port this proxy's `admin2` entry point must listen on.
     let held = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port to hold");
     let held_address = held.local_addr().expect("held address").to_string();
@@ -176,7 +162,7 @@ async fn a_snapshot_whose_listener_cannot_bind_is_nacked_then_a_later_one_applie
     );
 
     let nack = eventually("a NACK in /api/nodes", DEADLINE, || async {
-        let node = node(&control_plane, "proxy-nack").await?;
+        let node = control_plane.node("proxy-nack").await?;
         match node.get("lastNack") {
             Some(nack) => Ok(nack.clone()),
             None => Err(format!("no lastNack yet: {node}")),
@@ -189,7 +175,7 @@ async fn a_snapshot_whose_listener_cannot_bind_is_nacked_then_a_later_one_applie
         error.contains(&held_address) && error.contains("admin2"),
         "the NACK names the entry point and the address: {error}"
     );
-    let node_view = node(&control_plane, "proxy-nack").await.unwrap();
+    let node_view = control_plane.node("proxy-nack").await.unwrap();
     assert_eq!(node_view["upToDate"], false, "{node_view}");
     assert_eq!(node_view["versionAcked"], "", "{node_view}");
     // Nothing applied: the proxy is not ready and serves nothing.
@@ -207,7 +193,7 @@ async fn a_snapshot_whose_listener_cannot_bind_is_nacked_then_a_later_one_applie
     drop(held);
     let routes = routes.router_with("extra", "Path(`/extra`)", "app", "entryPoints: [web]");
     control_plane.write_dynamic(ROUTES_FILE, &routes.yaml());
-    let second = next_version(&control_plane, &first).await;
+    let second = control_plane.next_version(&first).await;
     proxy.wait_ready().await;
     wait_serving(&[&proxy], &second).await;
     wait_acked(&control_plane, "proxy-nack", &second).await;
@@ -250,9 +236,9 @@ async fn a_snapshot_the_proxy_cannot_build_is_nacked_and_the_old_routes_keep_ser
     stack
         .control_plane
         .write_dynamic(ROUTES_FILE, &mirrored.yaml());
-    let second = next_version(&stack.control_plane, &first).await;
+    let second = stack.control_plane.next_version(&first).await;
     let nack = eventually("a NACK in /api/nodes", DEADLINE, || async {
-        let node = node(&stack.control_plane, "proxy-1").await?;
+        let node = stack.control_plane.node("proxy-1").await?;
         match node.get("lastNack") {
             Some(nack) if nack["version"] == second.as_str() => Ok(node.clone()),
             _ => Err(format!("no NACK of {second} yet: {node}")),
