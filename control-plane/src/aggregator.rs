@@ -2,9 +2,15 @@
 //! burst of changes to settle (debounce), then compiles the merged model and
 //! publishes it to the store.
 //!
-//! Debounce: after a change, compilation waits until no further change has
-//! arrived for the quiet period, but never longer than the maximum delay
-//! since the first pending change, so a constant trickle still ships.
+//! Debounce: a change that comes after a quiet period without changes is
+//! compiled at once, as Traefik applies the first configuration of a burst
+//! at once. A change that follows others closely waits until no further
+//! change has arrived for the quiet period, but never longer than the
+//! maximum delay since the first pending change, so a burst costs few
+//! compilations and a constant trickle still ships. The first snapshot
+//! always waits for the quiet period, so that providers starting together
+//! land in it together and a restarted control plane never publishes a
+//! half-gathered configuration.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -73,7 +79,10 @@ impl Aggregator {
         mut updates: mpsc::Receiver<ProviderUpdate>,
         shutdown: CancellationToken,
     ) {
-        let mut latest: BTreeMap<String, ProviderUpdate> = BTreeMap::new();
+        // Shared with the compile task, never copied: the task's reference is
+        // gone when it ends (even by panic), so `make_mut` edits in place.
+        let mut latest: Arc<BTreeMap<String, ProviderUpdate>> = Arc::default();
+        let mut previous_change: Option<Instant> = None;
         loop {
             let first = tokio::select! {
                 update = updates.recv() => update,
@@ -82,27 +91,35 @@ impl Aggregator {
             let Some(first) = first else {
                 return;
             };
-            latest.insert(first.provider.clone(), first);
-            let latest_allowed = Instant::now() + self.debounce.max_delay;
-            loop {
-                let deadline = (Instant::now() + self.debounce.quiet_period).min(latest_allowed);
-                tokio::select! {
-                    update = updates.recv() => match update {
-                        Some(update) => {
-                            latest.insert(update.provider.clone(), update);
-                        }
-                        None => break,
-                    },
-                    () = tokio::time::sleep_until(deadline) => break,
-                    () = shutdown.cancelled() => return,
+            Arc::make_mut(&mut latest).insert(first.provider.clone(), first);
+            let now = Instant::now();
+            let after_a_quiet_period = previous_change
+                .is_some_and(|previous| now - previous >= self.debounce.quiet_period);
+            previous_change = Some(now);
+            let latest_allowed = now + self.debounce.max_delay;
+            if !after_a_quiet_period {
+                loop {
+                    let deadline =
+                        (Instant::now() + self.debounce.quiet_period).min(latest_allowed);
+                    tokio::select! {
+                        update = updates.recv() => match update {
+                            Some(update) => {
+                                previous_change = Some(Instant::now());
+                                Arc::make_mut(&mut latest).insert(update.provider.clone(), update);
+                            }
+                            None => break,
+                        },
+                        () = tokio::time::sleep_until(deadline) => break,
+                        () = shutdown.cancelled() => return,
+                    }
                 }
             }
-            self.compile_and_publish(latest.clone()).await;
+            self.compile_and_publish(Arc::clone(&latest)).await;
         }
     }
 
     /// Compiles off the async workers: a large configuration takes a while.
-    async fn compile_and_publish(&self, providers: BTreeMap<String, ProviderUpdate>) {
+    async fn compile_and_publish(&self, providers: Arc<BTreeMap<String, ProviderUpdate>>) {
         let entry_points = Arc::clone(&self.entry_points);
         let store = Arc::clone(&self.store);
         let result = tokio::task::spawn_blocking(move || {
@@ -150,6 +167,8 @@ impl Aggregator {
 mod tests {
     use super::*;
     use crate::dynamic::{DynamicConfig, HttpConfig, RouterConfig, ServiceConfig};
+    use crate::store::Published;
+    use tokio::sync::watch;
 
     fn update_with_router(rule_path: usize) -> ProviderUpdate {
         let mut http = HttpConfig::default();
@@ -192,6 +211,55 @@ mod tests {
         );
         let short = Debounce::from_config(&config, Some(crate::dynamic::Duration(ms(10))));
         assert_eq!(short.quiet_period, ms(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_after_a_quiet_period_compiles_at_once() {
+        let quiet_period = Duration::from_millis(100);
+        let store = Arc::new(SnapshotStore::new(8));
+        let aggregator = Aggregator::new(
+            BTreeMap::new(),
+            Arc::clone(&store),
+            Debounce {
+                quiet_period,
+                max_delay: Duration::from_secs(1),
+            },
+        );
+        let (sender, receiver) = mpsc::channel(16);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(aggregator.run(receiver, shutdown.clone()));
+        let mut versions = store.subscribe();
+        let generation = |versions: &mut watch::Receiver<Option<Arc<Published>>>| {
+            versions
+                .borrow_and_update()
+                .as_ref()
+                .map_or(0, |published| published.snapshot.generation)
+        };
+
+        // The first snapshot waits for the quiet period.
+        let sent = Instant::now();
+        sender.send(update_with_router(0)).await.unwrap();
+        versions.changed().await.unwrap();
+        assert!(sent.elapsed() >= quiet_period, "{:?}", sent.elapsed());
+        assert_eq!(generation(&mut versions), 1);
+
+        // A lone change later is compiled without waiting.
+        tokio::time::sleep(quiet_period * 3).await;
+        let sent = Instant::now();
+        sender.send(update_with_router(1)).await.unwrap();
+        versions.changed().await.unwrap();
+        assert!(sent.elapsed() < quiet_period, "{:?}", sent.elapsed());
+        assert_eq!(generation(&mut versions), 2);
+
+        // One that follows it closely waits for the quiet period again.
+        sender.send(update_with_router(2)).await.unwrap();
+        let sent = Instant::now();
+        versions.changed().await.unwrap();
+        assert!(sent.elapsed() >= quiet_period, "{:?}", sent.elapsed());
+        assert_eq!(generation(&mut versions), 3);
+
+        shutdown.cancel();
+        task.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]

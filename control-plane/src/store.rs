@@ -6,8 +6,13 @@
 //! every published snapshot; the hash names the content, so a proxy that
 //! holds the same content under another generation (for instance after the
 //! control plane restarted) needs no resources re-sent.
+//!
+//! Only the current snapshot is kept whole. For past ones the history keeps
+//! a [`ContentIndex`], the content version of every resource by name — all
+//! a delta needs — so a long history costs little even with thousands of
+//! resources, and consecutive indexes share their unchanged strings.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -40,12 +45,70 @@ impl Published {
     }
 }
 
-/// Holds the current snapshot, its history and the latest compile report.
+/// Content version by resource name, for one kind.
+type KindIndex = HashMap<Arc<str>, Arc<str>>;
+
+/// What history keeps of a published snapshot: its content hash and the
+/// content version of each resource, by kind and name.
+#[derive(Debug)]
+struct ContentIndex {
+    hash: String,
+    entry_points: KindIndex,
+    routers: KindIndex,
+    services: KindIndex,
+    middlewares: KindIndex,
+    certificates: KindIndex,
+    tls_options: KindIndex,
+    tls_stores: KindIndex,
+    servers_transports: KindIndex,
+}
+
+impl ContentIndex {
+    /// The index of `resources`, sharing the strings `previous` already holds.
+    fn new(hash: &str, resources: &Resources, previous: Option<&Self>) -> Self {
+        Self {
+            hash: hash.to_owned(),
+            entry_points: index_kind(&resources.entry_points, previous.map(|p| &p.entry_points)),
+            routers: index_kind(&resources.routers, previous.map(|p| &p.routers)),
+            services: index_kind(&resources.services, previous.map(|p| &p.services)),
+            middlewares: index_kind(&resources.middlewares, previous.map(|p| &p.middlewares)),
+            certificates: index_kind(&resources.certificates, previous.map(|p| &p.certificates)),
+            tls_options: index_kind(&resources.tls_options, previous.map(|p| &p.tls_options)),
+            tls_stores: index_kind(&resources.tls_stores, previous.map(|p| &p.tls_stores)),
+            servers_transports: index_kind(
+                &resources.servers_transports,
+                previous.map(|p| &p.servers_transports),
+            ),
+        }
+    }
+}
+
+fn index_kind<T: ResourceNames>(resources: &[T], previous: Option<&KindIndex>) -> KindIndex {
+    resources
+        .iter()
+        .map(|resource| {
+            let known = previous.and_then(|previous| previous.get_key_value(resource.name()));
+            match known {
+                Some((name, version)) if **version == *resource.content_version() => {
+                    (Arc::clone(name), Arc::clone(version))
+                }
+                Some((name, _)) => (Arc::clone(name), Arc::from(resource.content_version())),
+                None => (
+                    Arc::from(resource.name()),
+                    Arc::from(resource.content_version()),
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Holds the current snapshot, the index of past ones and the latest
+/// compile report.
 #[derive(Debug)]
 pub struct SnapshotStore {
     current: watch::Sender<Option<Arc<Published>>>,
     report: watch::Sender<Arc<CompileReport>>,
-    history: Mutex<VecDeque<Arc<Published>>>,
+    history: Mutex<VecDeque<Arc<ContentIndex>>>,
     history_size: usize,
 }
 
@@ -84,7 +147,12 @@ impl SnapshotStore {
         });
         {
             let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
-            history.push_back(Arc::clone(&published));
+            let index = ContentIndex::new(
+                &published.hash,
+                published.resources(),
+                history.back().map(|index| &**index),
+            );
+            history.push_back(Arc::new(index));
             while history.len() > self.history_size {
                 history.pop_front();
             }
@@ -126,8 +194,8 @@ impl SnapshotStore {
             history
                 .iter()
                 .rev()
-                .find(|published| published.hash == held_hash)
-                .map(|published| Some(Arc::clone(published)))
+                .find(|index| index.hash == held_hash)
+                .map(|index| Some(Arc::clone(index)))
         });
         match base {
             // Same content under another version: nothing to send but the new name.
@@ -139,7 +207,7 @@ impl SnapshotStore {
                 removals: Vec::new(),
             },
             Some(Some(base)) => {
-                let (upserts, removals) = diff(base.resources(), target.resources());
+                let (upserts, removals) = diff(&base, target.resources());
                 SnapshotUpdate {
                     version: target.version().to_owned(),
                     base_version: held.to_owned(),
@@ -160,42 +228,42 @@ impl SnapshotStore {
 }
 
 /// Resources of `to` that are new or changed since `from`, and the names of
-/// those that went away.
-fn diff(from: &Resources, to: &Resources) -> (Resources, Vec<ResourceRef>) {
-    fn diff_list<T: ResourceNames + Clone>(
-        from: &[T],
+/// those that went away (sorted by kind, then name).
+fn diff(from: &ContentIndex, to: &Resources) -> (Resources, Vec<ResourceRef>) {
+    fn diff_kind<T: ResourceNames + Clone>(
+        from: &KindIndex,
         to: &[T],
         removals: &mut Vec<ResourceRef>,
     ) -> Vec<T> {
-        let before: BTreeMap<&str, &str> = from
-            .iter()
-            .map(|resource| (resource.name(), resource.content_version()))
+        let after: HashSet<&str> = to.iter().map(ResourceNames::name).collect();
+        let mut removed: Vec<&str> = from
+            .keys()
+            .map(|name| &**name)
+            .filter(|name| !after.contains(name))
             .collect();
-        let after: BTreeMap<&str, ()> = to.iter().map(|resource| (resource.name(), ())).collect();
-        removals.extend(
-            before
-                .keys()
-                .filter(|name| !after.contains_key(*name))
-                .map(|name| ResourceRef {
-                    kind: T::KIND as i32,
-                    name: (*name).to_owned(),
-                }),
-        );
+        removed.sort_unstable();
+        removals.extend(removed.into_iter().map(|name| ResourceRef {
+            kind: T::KIND as i32,
+            name: name.to_owned(),
+        }));
         to.iter()
-            .filter(|resource| before.get(resource.name()) != Some(&resource.content_version()))
+            .filter(|resource| {
+                from.get(resource.name())
+                    .is_none_or(|version| **version != *resource.content_version())
+            })
             .cloned()
             .collect()
     }
     let mut removals = Vec::new();
     let upserts = Resources {
-        entry_points: diff_list(&from.entry_points, &to.entry_points, &mut removals),
-        routers: diff_list(&from.routers, &to.routers, &mut removals),
-        services: diff_list(&from.services, &to.services, &mut removals),
-        middlewares: diff_list(&from.middlewares, &to.middlewares, &mut removals),
-        certificates: diff_list(&from.certificates, &to.certificates, &mut removals),
-        tls_options: diff_list(&from.tls_options, &to.tls_options, &mut removals),
-        tls_stores: diff_list(&from.tls_stores, &to.tls_stores, &mut removals),
-        servers_transports: diff_list(
+        entry_points: diff_kind(&from.entry_points, &to.entry_points, &mut removals),
+        routers: diff_kind(&from.routers, &to.routers, &mut removals),
+        services: diff_kind(&from.services, &to.services, &mut removals),
+        middlewares: diff_kind(&from.middlewares, &to.middlewares, &mut removals),
+        certificates: diff_kind(&from.certificates, &to.certificates, &mut removals),
+        tls_options: diff_kind(&from.tls_options, &to.tls_options, &mut removals),
+        tls_stores: diff_kind(&from.tls_stores, &to.tls_stores, &mut removals),
+        servers_transports: diff_kind(
             &from.servers_transports,
             &to.servers_transports,
             &mut removals,
@@ -274,6 +342,23 @@ mod tests {
                 name: "c@file".to_owned()
             }]
         );
+    }
+
+    #[test]
+    fn history_shares_unchanged_names_and_versions() {
+        let store = SnapshotStore::new(4);
+        store.publish(compiled(&[("a@file", "1"), ("b@file", "1")]));
+        store.publish(compiled(&[("a@file", "1"), ("b@file", "2")]));
+        let history = store.history.lock().unwrap();
+        let (older, newer) = (&history[0].routers, &history[1].routers);
+        let (old_a, old_a_version) = older.get_key_value("a@file").unwrap();
+        let (new_a, new_a_version) = newer.get_key_value("a@file").unwrap();
+        assert!(Arc::ptr_eq(old_a, new_a));
+        assert!(Arc::ptr_eq(old_a_version, new_a_version));
+        let (old_b, old_b_version) = older.get_key_value("b@file").unwrap();
+        let (new_b, new_b_version) = newer.get_key_value("b@file").unwrap();
+        assert!(Arc::ptr_eq(old_b, new_b));
+        assert_eq!((&**old_b_version, &**new_b_version), ("1", "2"));
     }
 
     #[test]

@@ -1,16 +1,130 @@
-//! Forwarding a routed request to the server its service picked, and the
-//! response back: hop-by-hop headers stripped, `X-Forwarded-*` set, bodies
-//! and trailers streamed both ways (hyper's `Incoming` passed through, never
-//! buffered), upgrades (WebSocket...) tunnelled with `copy_bidirectional`.
+//! Serving a routed request with its service ([`serve`]): the service picks
+//! a server (following sticky cookies, whose `Set-Cookie` goes on the
+//! response; a mirroring service copies the request on the way), and the
+//! request is forwarded to it, the response back: hop-by-hop headers
+//! stripped, `X-Forwarded-*` set, bodies and trailers streamed both ways
+//! (hyper's `Incoming` passed through, never buffered), upgrades
+//! (WebSocket...) tunnelled with `copy_bidirectional`.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
 
 use http::uri::{PathAndQuery, Scheme};
 use http::{Extensions, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use hyper_util::rt::TokioIo;
+use tokio_util::sync::CancellationToken;
 
 use crate::body::{ProxyBody, status_response};
 use crate::headers::{self, Forwarded};
 use crate::middleware::RequestContext;
-use crate::service::{Protocol, Selected};
+use crate::service::{Protocol, Selected, Service, Target};
+
+/// Where a request comes from, as forwarding tells servers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin<'a> {
+    /// The TCP peer.
+    pub(crate) peer: IpAddr,
+    /// The peer IP as a header value.
+    pub(crate) peer_header: &'a HeaderValue,
+    /// The client connection is TLS.
+    pub(crate) tls: bool,
+    /// `X-Forwarded-For` is sent.
+    pub(crate) forward_for: bool,
+    /// `X-Forwarded-Server`.
+    pub(crate) forwarded_server: &'a HeaderValue,
+    /// Closes upgraded tunnels when the grace period is over.
+    pub(crate) hard_stop: &'a CancellationToken,
+}
+
+impl<'a> Origin<'a> {
+    /// The origin of the request `ctx` describes.
+    pub(crate) fn of(ctx: &RequestContext<'a>) -> Self {
+        Self {
+            peer: ctx.conn.peer,
+            peer_header: &ctx.conn.peer_header,
+            tls: ctx.conn.tls.is_some(),
+            forward_for: ctx.forward_for,
+            forwarded_server: &ctx.shared.forwarded_server,
+            hard_stop: &ctx.shared.hard_stop,
+        }
+    }
+
+    /// The same, owned, for work that outlives the request (mirror copies).
+    pub(crate) fn detach(&self) -> OwnedOrigin {
+        OwnedOrigin {
+            peer: self.peer,
+            peer_header: self.peer_header.clone(),
+            tls: self.tls,
+            forward_for: self.forward_for,
+            forwarded_server: self.forwarded_server.clone(),
+            hard_stop: self.hard_stop.clone(),
+        }
+    }
+}
+
+/// An [`Origin`] owning its parts.
+#[derive(Debug)]
+pub(crate) struct OwnedOrigin {
+    peer: IpAddr,
+    peer_header: HeaderValue,
+    tls: bool,
+    forward_for: bool,
+    forwarded_server: HeaderValue,
+    hard_stop: CancellationToken,
+}
+
+impl OwnedOrigin {
+    /// Borrowed, for [`serve`].
+    pub(crate) fn origin(&self) -> Origin<'_> {
+        Origin {
+            peer: self.peer,
+            peer_header: &self.peer_header,
+            tls: self.tls,
+            forward_for: self.forward_for,
+            forwarded_server: &self.forwarded_server,
+            hard_stop: &self.hard_stop,
+        }
+    }
+
+    /// Fires when the proxy stops for good.
+    pub(crate) fn hard_stop(&self) -> &CancellationToken {
+        &self.hard_stop
+    }
+}
+
+/// Serves `req` with `service`: 503 when it has no server for it, else the
+/// response of the server it picked (through its mirroring, if it is a
+/// mirroring service), with the sticky cookies the pick set.
+pub(crate) async fn serve(
+    service: &Service,
+    req: Request<ProxyBody>,
+    origin: &Origin<'_>,
+) -> Response<ProxyBody> {
+    let Some(pick) = service.select(req.headers()) else {
+        return status_response(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let mut response = match pick.target {
+        Target::Server(selected) => forward(selected, req, origin).await,
+        Target::Mirroring(mirroring) => mirroring.serve(req, origin).await,
+    };
+    for cookie in pick.set_cookies {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, cookie.clone());
+    }
+    response
+}
+
+/// [`serve`], boxed: mirroring services serve their main service and their
+/// mirrors with it (a recursive call).
+pub(crate) fn serve_boxed<'a>(
+    service: &'a Service,
+    req: Request<ProxyBody>,
+    origin: &'a Origin<'_>,
+) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send + 'a>> {
+    Box::pin(serve(service, req, origin))
+}
 
 /// Marks a response the proxy made because no connection to the server
 /// could be opened (refused, unreachable, dial timeout): the server got
@@ -20,12 +134,11 @@ use crate::service::{Protocol, Selected};
 pub(crate) struct ConnectFailed;
 
 /// Forwards `req`, as the middlewares left it, to the selected server.
-pub(crate) async fn forward(
+async fn forward(
     selected: Selected<'_>,
     mut req: Request<ProxyBody>,
-    ctx: &RequestContext<'_>,
+    origin: &Origin<'_>,
 ) -> Response<ProxyBody> {
-    let shared = ctx.shared;
     let server = selected.server;
     let protocol = server.target.protocol;
     let upgrade = headers::strip_request(req.headers_mut());
@@ -42,12 +155,12 @@ pub(crate) async fn forward(
     headers::set_forwarded(
         req.headers_mut(),
         &Forwarded {
-            client_ip: &ctx.conn.peer_header,
-            forward_for: ctx.forward_for,
+            client_ip: origin.peer_header,
+            forward_for: origin.forward_for,
             websocket,
-            tls: ctx.conn.tls.is_some(),
+            tls: origin.tls,
             host: original_host.as_ref(),
-            server: &shared.forwarded_server,
+            server: origin.forwarded_server,
         },
     );
     let host = if selected.balancer.pass_host_header {
@@ -102,7 +215,7 @@ pub(crate) async fn forward(
             // Debug, as Traefik does: a dead backend under load must not flood the logs.
             tracing::debug!(
                 server = %server.url,
-                peer = %ctx.conn.peer,
+                peer = %origin.peer,
                 status = status.as_u16(),
                 error = %crate::report::chain(&error),
                 "forwarding failed"
@@ -121,7 +234,7 @@ pub(crate) async fn forward(
             return status_response(StatusCode::BAD_GATEWAY);
         };
         let upstream_upgrade = hyper::upgrade::on(&mut response);
-        let hard_stop = shared.hard_stop.clone();
+        let hard_stop = origin.hard_stop.clone();
         let url = server.url.clone();
         tokio::spawn(async move {
             let (client, upstream) = match tokio::try_join!(client_upgrade, upstream_upgrade) {

@@ -5,10 +5,11 @@
 //! A runtime is built from the full resource set of a snapshot and published
 //! with `ArcSwap::store`; requests load it when they start and finish on it.
 //! Building is all-or-nothing: a snapshot this proxy cannot serve faithfully
-//! (middlewares it cannot build or does not implement, mirroring, sticky
-//! sessions, unusable certificates or TLS options) fails the build with an
-//! error naming the resource, which the snapshot client NACKs while the
-//! previous runtime keeps serving.
+//! (middlewares it cannot build or does not implement, services referencing
+//! missing services or each other in a loop, unusable server URLs, health
+//! checks, certificates or TLS options) fails the build with an error naming
+//! the resource, which the snapshot client NACKs while the previous runtime
+//! keeps serving.
 //!
 //! A router compiles to a [`RouteTarget`]: its service and its middleware
 //! chain, entry point middlewares first. A router on entry points with

@@ -1,6 +1,6 @@
 //! State that outlives runtimes: pooled backend connections (per servers
 //! transport), parsed certificates, server health and its checkers, rotation
-//! positions and middleware state, keyed by stable identities (service name,
+//! positions, mirror counts and room for mirror copies, and middleware state, keyed by stable identities (service name,
 //! server URL, middleware name and options, content versions) so that a
 //! snapshot swap does not reset them.
 
@@ -14,7 +14,7 @@ use dashmap::DashMap;
 use http::HeaderValue;
 use tokio_util::sync::CancellationToken;
 
-use crate::service::{HealthChecks, UpstreamClient, UpstreamConfig};
+use crate::service::{HealthChecks, MirrorBudget, MirrorCounts, UpstreamClient, UpstreamConfig};
 use crate::tls::{CertCache, TlsError};
 
 /// Long-lived state shared by every runtime of one proxy.
@@ -34,6 +34,10 @@ pub(crate) struct SharedState {
     pub(crate) health: HealthChecks,
     /// Smooth weighted round robin positions, by service name.
     positions: DashMap<String, Arc<AtomicUsize>>,
+    /// Requests and copies counted by mirroring services, by service name.
+    mirror_counts: DashMap<String, Arc<MirrorCounts>>,
+    /// Room for mirror copies in flight, shared by all mirroring services.
+    pub(crate) mirror_budget: MirrorBudget,
     /// Fires when the grace period is over: tunnels (WebSocket...) close.
     pub(crate) hard_stop: CancellationToken,
     /// Snapshot updates applied and rejected since start.
@@ -101,6 +105,8 @@ impl SharedState {
                 .expect("generating a self-signed ECDSA P-256 certificate only needs randomness"),
             health: HealthChecks::new(hard_stop.child_token()),
             positions: DashMap::new(),
+            mirror_counts: DashMap::new(),
+            mirror_budget: MirrorBudget::default(),
             hard_stop,
             updates: UpdateCounters::default(),
             middlewares: MiddlewareStates::default(),
@@ -135,9 +141,24 @@ impl SharedState {
         self.positions.entry(name.to_owned()).or_default().clone()
     }
 
-    /// Forgets the positions of services no longer in use.
+    /// The counts of mirroring service `name` with `mirrors` mirrors (fresh
+    /// ones if it had another number of mirrors).
+    pub(crate) fn mirror_counts(&self, name: &str, mirrors: usize) -> Arc<MirrorCounts> {
+        if let Some(counts) = self.mirror_counts.get(name)
+            && counts.mirrors() == mirrors
+        {
+            return counts.clone();
+        }
+        let counts = Arc::new(MirrorCounts::new(mirrors));
+        self.mirror_counts.insert(name.to_owned(), counts.clone());
+        counts
+    }
+
+    /// Forgets the positions and mirror counts of services no longer in use.
     pub(crate) fn retain_positions(&self, in_use: &HashSet<&str>) {
         self.positions
+            .retain(|name, _| in_use.contains(name.as_str()));
+        self.mirror_counts
             .retain(|name, _| in_use.contains(name.as_str()));
     }
 }

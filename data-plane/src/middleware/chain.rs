@@ -10,12 +10,12 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 
 use super::Middleware;
-use crate::body::{ProxyBody, status_response};
+use crate::body::ProxyBody;
 use crate::dispatch::ConnInfo;
-use crate::forward::forward;
+use crate::forward::Origin;
 use crate::service::Service;
 use crate::shared::SharedState;
 
@@ -138,14 +138,11 @@ impl<'a> Next<'a> {
     }
 }
 
-/// Picks a server of `service` and forwards `req` to it.
+/// Serves `req` with `service` (see [`crate::forward::serve`]).
 async fn serve(
     service: &Service,
     req: Request<ProxyBody>,
     ctx: &mut RequestContext<'_>,
 ) -> Response<ProxyBody> {
-    let Some(selected) = service.select() else {
-        return status_response(StatusCode::SERVICE_UNAVAILABLE);
-    };
-    forward(selected, req, ctx).await
+    crate::forward::serve(service, req, &Origin::of(ctx)).await
 }

@@ -19,7 +19,7 @@ use sluice_proto::v1;
 use super::uri::query_escape;
 use super::{BuildContext, MiddlewareBuildError, Next, RequestContext};
 use crate::body::{ProxyBody, status_response};
-use crate::forward::forward;
+use crate::forward::{Origin, serve};
 use crate::service::Service;
 
 /// A built `errors` middleware.
@@ -88,10 +88,7 @@ impl ErrorsPage {
         let Some(page_request) = self.page_request(status, &uri, headers) else {
             return status_response(StatusCode::INTERNAL_SERVER_ERROR);
         };
-        let mut page = match self.service.select() {
-            Some(selected) => forward(selected, page_request, ctx).await,
-            None => status_response(StatusCode::SERVICE_UNAVAILABLE),
-        };
+        let mut page = serve(&self.service, page_request, &Origin::of(ctx)).await;
         *page.status_mut() = status;
         page
     }

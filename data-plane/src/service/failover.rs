@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use super::{Selected, Service};
+use http::{HeaderMap, HeaderValue};
+
+use super::{Service, Target};
 
 /// A failover service.
 #[derive(Debug)]
@@ -18,12 +20,17 @@ impl Failover {
         Self { main, fallback }
     }
 
-    /// A server of the main service, else of the fallback.
-    pub(crate) fn select(&self) -> Option<Selected<'_>> {
+    /// Where a request with `headers` goes in the main service, else in the
+    /// fallback.
+    pub(crate) fn target<'a>(
+        &'a self,
+        headers: &HeaderMap,
+        set_cookies: &mut Vec<&'a HeaderValue>,
+    ) -> Option<Target<'a>> {
         if self.main.is_available() {
-            self.main.select()
+            self.main.target(headers, set_cookies)
         } else {
-            self.fallback.select()
+            self.fallback.target(headers, set_cookies)
         }
     }
 

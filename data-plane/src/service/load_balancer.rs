@@ -1,14 +1,15 @@
 //! `loadBalancer` services: smooth weighted round robin over the healthy
-//! servers of the service.
+//! servers of the service, with sticky sessions when `sticky.cookie` is set.
 
 use std::sync::Arc;
 
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 use sluice_proto::v1;
 
 use super::ServiceError;
 use super::client::UpstreamClient;
 use super::health_check::{CheckSpec, HealthCheckConfig, ServerKey};
+use super::sticky::{Sticky, server_name};
 use super::upstream::{ServerUrl, Upstream};
 use super::wrr::Rotation;
 use crate::shared::SharedState;
@@ -22,6 +23,8 @@ pub(crate) struct LoadBalancer {
     /// The client of the balancer's servers transport.
     pub(crate) client: Arc<UpstreamClient>,
     rotation: Rotation,
+    /// Set with `sticky.cookie`.
+    sticky: Option<Sticky>,
 }
 
 impl LoadBalancer {
@@ -34,9 +37,6 @@ impl LoadBalancer {
         client: Arc<UpstreamClient>,
         checks: &mut Vec<CheckSpec>,
     ) -> Result<Self, ServiceError> {
-        if config.sticky.is_some() {
-            return Err(ServiceError::Sticky);
-        }
         let mut servers = Vec::with_capacity(config.servers.len());
         for server in &config.servers {
             let target = ServerUrl::parse(&server.url)?;
@@ -72,20 +72,49 @@ impl LoadBalancer {
             shared.position(name),
             shared.health.epoch(),
         );
+        let sticky = config
+            .sticky
+            .as_ref()
+            .and_then(|sticky| sticky.cookie.as_ref())
+            .map(|cookie| {
+                Sticky::new(
+                    name,
+                    cookie,
+                    config.servers.iter().map(|s| server_name(&s.url)),
+                )
+            });
         Ok(Self {
             servers,
             pass_host_header: config.pass_host_header,
             client,
             rotation,
+            sticky,
         })
     }
 
-    /// The next healthy server, if any.
-    pub(crate) fn pick(&self) -> Option<&Upstream> {
+    /// The server for a request with `headers`: the one its sticky cookie
+    /// names while it is healthy, else the next healthy one of the rotation
+    /// (whose `Set-Cookie` is pushed to `set_cookies` when sessions are sticky).
+    pub(crate) fn pick<'a>(
+        &'a self,
+        headers: &HeaderMap,
+        set_cookies: &mut Vec<&'a HeaderValue>,
+    ) -> Option<&'a Upstream> {
         let servers = &self.servers;
-        self.rotation
-            .next(|i| servers[i].health.is_healthy())
-            .map(|i| &servers[i])
+        let Some(sticky) = &self.sticky else {
+            return self
+                .rotation
+                .next(|i| servers[i].health.is_healthy())
+                .map(|i| &servers[i]);
+        };
+        if let Some(i) = sticky.target(headers)
+            && servers[i].health.is_healthy()
+        {
+            return Some(&servers[i]);
+        }
+        let i = self.rotation.next(|i| servers[i].health.is_healthy())?;
+        set_cookies.push(sticky.set_cookie(i));
+        Some(&servers[i])
     }
 
     /// True when some server can take traffic.

@@ -1,16 +1,23 @@
 //! Services: where a routed request goes. A service is a load balancer over
-//! servers ([`load_balancer`]), a weighted service of services ([`weighted`])
-//! or a failover pair ([`failover`]); choosing a server is synchronous and
-//! lock-free, forwarding to it is the caller's job.
+//! servers ([`load_balancer`]), a weighted service of services ([`weighted`]),
+//! a failover pair ([`failover`]) or a mirroring service ([`mirroring`]).
+//! Choosing a server is synchronous and lock-free ([`Service::select`]),
+//! following sticky-session cookies ([`sticky`]) where configured;
+//! forwarding to it is `forward::serve`'s job.
 //!
-//! Long-lived state (health, rotation positions, pooled connections) lives in
-//! [`SharedState`](crate::shared::SharedState), not here, so a snapshot swap
-//! rebuilds these cheap structures without resetting it.
+//! Long-lived state (health, rotation positions, mirror counts, pooled
+//! connections) lives in [`SharedState`](crate::shared::SharedState), not
+//! here, so a snapshot swap rebuilds these cheap structures without
+//! resetting it.
 
 mod client;
 mod failover;
 mod health_check;
 mod load_balancer;
+mod mirroring;
+#[cfg(test)]
+mod proxy_tests;
+mod sticky;
 mod upstream;
 mod weighted;
 mod wrr;
@@ -18,6 +25,7 @@ mod wrr;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use http::{HeaderMap, HeaderValue};
 use sluice_proto::v1::{self, service::Kind};
 
 pub(crate) use client::UpstreamClient;
@@ -25,6 +33,7 @@ pub use client::UpstreamConfig;
 pub use health_check::HealthCheckError;
 pub(crate) use health_check::{CheckSpec, HealthChecks};
 pub(crate) use load_balancer::LoadBalancer;
+pub(crate) use mirroring::{MirrorBudget, MirrorCounts, Mirroring};
 pub use upstream::ServerUrlError;
 pub(crate) use upstream::{Protocol, Upstream};
 
@@ -44,12 +53,6 @@ pub enum ServiceError {
     /// The service has no kind.
     #[error("the service has no type")]
     Empty,
-    /// Mirroring is not implemented.
-    #[error("mirroring services are not supported by this proxy yet")]
-    Mirroring,
-    /// Sticky sessions are not implemented.
-    #[error("sticky sessions are not supported by this proxy version")]
-    Sticky,
     /// A server URL is unusable.
     #[error(transparent)]
     ServerUrl(#[from] ServerUrlError),
@@ -65,7 +68,7 @@ pub enum ServiceError {
     /// The servers transport's TLS settings are unusable.
     #[error(transparent)]
     Transport(#[from] crate::tls::TlsError),
-    /// A child service (of a weighted or failover service) failed.
+    /// A child service (of a weighted, failover or mirroring service) failed.
     #[error("service `{name}`")]
     Child {
         /// The child's name.
@@ -85,6 +88,8 @@ pub(crate) enum Service {
     Weighted(Weighted),
     /// Main and fallback.
     Failover(Failover),
+    /// Main, with copies to mirrors.
+    Mirroring(Mirroring),
 }
 
 /// The server chosen for a request, with the balancer it belongs to.
@@ -96,15 +101,52 @@ pub(crate) struct Selected<'a> {
     pub(crate) server: &'a Upstream,
 }
 
+/// What serves a request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target<'a> {
+    /// A server.
+    Server(Selected<'a>),
+    /// A mirroring service, which picks its main service's server itself
+    /// (after buffering the body, when it copies it).
+    Mirroring(&'a Mirroring),
+}
+
+/// A [`Target`] with the sticky cookies its response must set.
+#[derive(Debug)]
+pub(crate) struct Pick<'a> {
+    /// Where the request goes.
+    pub(crate) target: Target<'a>,
+    /// `Set-Cookie` values for the response: one per sticky balancer on the
+    /// way that had to (re)assign the client. Empty (no allocation) without
+    /// sticky sessions.
+    pub(crate) set_cookies: Vec<&'a HeaderValue>,
+}
+
 impl Service {
-    /// Picks a healthy server, or `None` (503).
-    pub(crate) fn select(&self) -> Option<Selected<'_>> {
+    /// Where a request with `headers` goes, or `None` (503).
+    pub(crate) fn select(&self, headers: &HeaderMap) -> Option<Pick<'_>> {
+        let mut set_cookies = Vec::new();
+        let target = self.target(headers, &mut set_cookies)?;
+        Some(Pick {
+            target,
+            set_cookies,
+        })
+    }
+
+    /// Where a request with `headers` goes; sticky balancers that assign the
+    /// client push their `Set-Cookie` to `set_cookies`.
+    pub(crate) fn target<'a>(
+        &'a self,
+        headers: &HeaderMap,
+        set_cookies: &mut Vec<&'a HeaderValue>,
+    ) -> Option<Target<'a>> {
         match self {
-            Self::LoadBalancer(balancer) => {
-                balancer.pick().map(|server| Selected { balancer, server })
-            }
-            Self::Weighted(weighted) => weighted.select(),
-            Self::Failover(failover) => failover.select(),
+            Self::LoadBalancer(balancer) => balancer
+                .pick(headers, set_cookies)
+                .map(|server| Target::Server(Selected { balancer, server })),
+            Self::Weighted(weighted) => weighted.target(headers, set_cookies),
+            Self::Failover(failover) => failover.target(headers, set_cookies),
+            Self::Mirroring(mirroring) => Some(Target::Mirroring(mirroring)),
         }
     }
 
@@ -114,6 +156,7 @@ impl Service {
             Self::LoadBalancer(balancer) => balancer.is_available(),
             Self::Weighted(weighted) => weighted.is_available(),
             Self::Failover(failover) => failover.is_available(),
+            Self::Mirroring(mirroring) => mirroring.is_available(),
         }
     }
 }
@@ -215,16 +258,16 @@ impl<'a> ServiceBuilder<'a> {
                 )?))
             }
             Kind::Weighted(config) => {
-                if config.sticky.is_some() {
-                    return Err(ServiceError::Sticky);
-                }
                 let mut children = Vec::with_capacity(config.services.len());
                 for target in &config.services {
-                    children.push((self.child(&target.name)?, target.weight));
+                    let child = self.child(&target.name)?;
+                    children.push((target.name.clone(), child, target.weight));
                 }
+                let sticky = config.sticky.as_ref().and_then(|s| s.cookie.as_ref());
                 Ok(Service::Weighted(Weighted::new(
                     name,
                     children,
+                    sticky,
                     self.shared,
                 )))
             }
@@ -232,7 +275,20 @@ impl<'a> ServiceBuilder<'a> {
                 self.child(&config.service)?,
                 self.child(&config.fallback)?,
             ))),
-            Kind::Mirroring(_) => Err(ServiceError::Mirroring),
+            Kind::Mirroring(config) => {
+                let main = self.child(&config.service)?;
+                let mut mirrors = Vec::with_capacity(config.mirrors.len());
+                for mirror in &config.mirrors {
+                    mirrors.push((self.child(&mirror.name)?, mirror.percent));
+                }
+                Ok(Service::Mirroring(Mirroring::new(
+                    name,
+                    main,
+                    mirrors,
+                    config,
+                    self.shared,
+                )))
+            }
         }
     }
 
@@ -299,7 +355,38 @@ mod tests {
     }
 
     fn url(service: &Service) -> &str {
-        &service.select().unwrap().server.url
+        url_with(service, &HeaderMap::new()).0
+    }
+
+    /// The server picked for a request with `headers`, and the cookies set.
+    fn url_with<'a>(service: &'a Service, headers: &HeaderMap) -> (&'a str, Vec<String>) {
+        let pick = service.select(headers).unwrap();
+        let Target::Server(selected) = pick.target else {
+            panic!("not a server: {:?}", pick.target);
+        };
+        let cookies = pick
+            .set_cookies
+            .iter()
+            .map(|c| c.to_str().unwrap().to_owned())
+            .collect();
+        (&selected.server.url, cookies)
+    }
+
+    /// A `Cookie` header sending the `name=value` pair of `set_cookie`.
+    fn cookie_of(set_cookie: &str) -> HeaderMap {
+        let pair = set_cookie.split(';').next().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::COOKIE, pair.parse().unwrap());
+        headers
+    }
+
+    fn sticky(name: &str) -> Option<v1::Sticky> {
+        Some(v1::Sticky {
+            cookie: Some(v1::StickyCookie {
+                name: name.into(),
+                ..Default::default()
+            }),
+        })
     }
 
     #[test]
@@ -341,20 +428,123 @@ mod tests {
     }
 
     #[test]
-    fn mirroring_is_refused_by_name() {
-        let services = vec![v1::Service {
-            name: "m".into(),
-            kind: Some(Kind::Mirroring(MirroringService::default())),
-            ..Default::default()
-        }];
+    fn mirroring_resolves_its_services() {
+        let services = vec![
+            lb("main", &["http://m1"]),
+            lb("copy", &["http://c1"]),
+            v1::Service {
+                name: "m".into(),
+                kind: Some(Kind::Mirroring(MirroringService {
+                    service: "main".into(),
+                    mirrors: vec![v1::MirrorTarget {
+                        name: "copy".into(),
+                        percent: 10,
+                    }],
+                    ..Default::default()
+                })),
+                ..Default::default()
+            },
+            v1::Service {
+                name: "broken".into(),
+                kind: Some(Kind::Mirroring(MirroringService {
+                    service: "main".into(),
+                    mirrors: vec![v1::MirrorTarget {
+                        name: "nowhere".into(),
+                        percent: 10,
+                    }],
+                    ..Default::default()
+                })),
+                ..Default::default()
+            },
+        ];
         let shared = shared();
-        let error = ServiceBuilder::new(&services, &shared)
-            .get("m")
-            .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "mirroring services are not supported by this proxy yet"
+        let mut builder = ServiceBuilder::new(&services, &shared);
+        let m = builder.get("m").unwrap();
+        assert!(m.is_available());
+        assert!(matches!(
+            m.select(&HeaderMap::new()).unwrap().target,
+            Target::Mirroring(_)
+        ));
+        assert!(matches!(builder.get("broken"), Err(ServiceError::NotFound(n)) if n == "nowhere"));
+    }
+
+    #[test]
+    fn sticky_balancer_keeps_the_client_on_its_server() {
+        let mut service = lb("app", &["http://a1", "http://a2", "http://a3"]);
+        if let Some(Kind::LoadBalancer(config)) = &mut service.kind {
+            config.sticky = sticky("s");
+            config.health_check = Some(v1::HealthCheck::default());
+        }
+        let services = vec![service];
+        let shared = shared();
+        let mut builder = ServiceBuilder::new(&services, &shared);
+        let app = builder.get("app").unwrap();
+        let checks = builder.into_checks();
+
+        // No cookie: the rotation picks, and the response sets the cookie.
+        let (first, cookies) = url_with(&app, &HeaderMap::new());
+        assert_eq!(first, "http://a1");
+        assert_eq!(cookies.len(), 1);
+        assert!(cookies[0].starts_with("s="), "{cookies:?}");
+        assert!(
+            !cookies[0].contains("a1"),
+            "the server URL leaks: {cookies:?}"
         );
+        let stuck = cookie_of(&cookies[0]);
+        // With it: the same server every time, no new cookie.
+        for _ in 0..10 {
+            assert_eq!(url_with(&app, &stuck), ("http://a1", Vec::new()));
+        }
+        // Its server goes down: another one, and a cookie for it.
+        let a1 = checks.iter().find(|c| c.key.url == "http://a1").unwrap();
+        a1.health.set(false);
+        let (moved, cookies) = url_with(&app, &stuck);
+        assert_ne!(moved, "http://a1");
+        assert_eq!(cookies.len(), 1);
+        let restuck = cookie_of(&cookies[0]);
+        for _ in 0..5 {
+            assert_eq!(url_with(&app, &restuck), (moved, Vec::new()));
+        }
+        // An unknown value is treated as no cookie.
+        let (_, cookies) = url_with(&app, &cookie_of("s=0000000000000000"));
+        assert_eq!(cookies.len(), 1);
+    }
+
+    #[test]
+    fn sticky_weighted_and_balancer_cookies_nest() {
+        let mut a = lb("a", &["http://a1", "http://a2"]);
+        if let Some(Kind::LoadBalancer(config)) = &mut a.kind {
+            config.sticky = sticky("inner");
+        }
+        let mut w = weighted("w", &[("a", 1), ("b", 1)]);
+        if let Some(Kind::Weighted(config)) = &mut w.kind {
+            config.sticky = sticky("outer");
+        }
+        let services = vec![a, lb("b", &["http://b1"]), w];
+        let shared = shared();
+        let w = ServiceBuilder::new(&services, &shared).get("w").unwrap();
+
+        let (first, cookies) = url_with(&w, &HeaderMap::new());
+        assert_eq!(first, "http://a1");
+        assert_eq!(cookies.len(), 2, "{cookies:?}");
+        assert!(cookies[0].starts_with("outer=") && cookies[1].starts_with("inner="));
+        let mut both = HeaderMap::new();
+        let pairs: Vec<&str> = cookies
+            .iter()
+            .map(|c| c.split(';').next().unwrap())
+            .collect();
+        both.insert(http::header::COOKIE, pairs.join("; ").parse().unwrap());
+        for _ in 0..6 {
+            assert_eq!(url_with(&w, &both), ("http://a1", Vec::new()));
+        }
+        // The outer cookie alone keeps the child; the child's rotation picks.
+        let outer = cookie_of(&cookies[0]);
+        for _ in 0..4 {
+            let (url, cookies) = url_with(&w, &outer);
+            assert!(url.starts_with("http://a"), "{url}");
+            assert_eq!(cookies.len(), 1);
+            assert!(cookies[0].starts_with("inner="));
+        }
     }
 
     #[test]

@@ -8,11 +8,13 @@
 //! - [`routing`]: priorities, path normalisation, forwarding headers.
 //! - [`resilience`]: health checks, 200 snapshot swaps under `wrk` load,
 //!   SIGTERM during a slow request.
+//! - [`services`]: sticky sessions and mirroring.
 
 mod fleet;
 mod protocols;
 mod resilience;
 mod routing;
+mod services;
 
 use std::time::Duration;
 

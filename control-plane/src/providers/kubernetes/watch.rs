@@ -6,6 +6,11 @@
 //! drops, it relists with backoff. The reflector buffers a relist and swaps
 //! the store's content when it is complete, so a reader never sees a
 //! half-listed kind.
+//!
+//! Objects are trimmed before they are stored: `managedFields` and the
+//! `kubectl.kubernetes.io/last-applied-configuration` annotation are
+//! bookkeeping of the API server and `kubectl`, often larger than the rest
+//! of the object, and no route depends on them.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -33,6 +38,9 @@ use super::crd::CrdKind;
 
 /// Label every EndpointSlice managed for a Service carries.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The annotation `kubectl apply` leaves: a JSON copy of the whole object.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Helm keeps every release in a Secret of this type: large, numerous and
 /// never referenced by a route, so not watched.
@@ -159,7 +167,10 @@ impl Watchers {
         self.count += 1;
         let sender = self.sender.clone();
         self.tasks.spawn(async move {
-            let events = watcher(api, config).default_backoff().reflect(writer);
+            let events = watcher(api, config)
+                .default_backoff()
+                .modify(trim::<K>)
+                .reflect(writer);
             futures::pin_mut!(events);
             while let Some(event) = events.next().await {
                 let signal = match event {
@@ -240,6 +251,15 @@ impl Watchers {
     }
 }
 
+/// Drops what no route reads and the stores would otherwise keep.
+fn trim<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+    }
+}
+
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -267,5 +287,37 @@ pub(super) fn custom_resource(kind: &str, plural: &str) -> ApiResource {
         api_version: "traefik.io/v1alpha1".to_owned(),
         kind: kind.to_owned(),
         plural: plural.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trimming_keeps_what_routes_read() {
+        let mut service: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "api",
+                "namespace": "default",
+                "labels": {"app": "api"},
+                "annotations": {
+                    LAST_APPLIED_ANNOTATION: "{\"apiVersion\":\"v1\"}",
+                    "traefik.ingress.kubernetes.io/service.passhostheader": "false"
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+            },
+            "spec": {"ports": [{"name": "http", "port": 80}]}
+        }))
+        .unwrap();
+        trim(&mut service);
+        assert_eq!(service.metadata.managed_fields, None);
+        let annotations = service.metadata.annotations.as_ref().unwrap();
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            ["traefik.ingress.kubernetes.io/service.passhostheader"]
+        );
+        assert_eq!(service.metadata.labels.unwrap()["app"], "api");
+        assert_eq!(service.spec.unwrap().ports.unwrap()[0].port, 80);
     }
 }

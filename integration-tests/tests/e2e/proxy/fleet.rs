@@ -224,14 +224,15 @@ async fn a_snapshot_the_proxy_cannot_build_is_nacked_and_the_old_routes_keep_ser
         "app"
     );
 
-    // A mirroring service: valid Traefik, compiled by the control plane, but
-    // this proxy version cannot serve it, so it rejects the whole snapshot.
+    // A gRPC health check: valid Traefik, compiled by the control plane, but
+    // this proxy version cannot run it, so it rejects the whole snapshot.
     let mirrored = good
         .clone()
-        .router("mirrored", "PathPrefix(`/mirrored`)", "mirror")
-        .service(
-            "mirror",
-            "mirroring:\n  service: app\n  mirrors:\n    - name: other\n      percent: 50",
+        .router("mirrored", "PathPrefix(`/mirrored`)", "grpc-checked")
+        .load_balancer_with(
+            "grpc-checked",
+            &[other.url()],
+            "healthCheck:\n  mode: grpc\n  interval: 1s",
         );
     stack
         .control_plane
@@ -247,8 +248,8 @@ async fn a_snapshot_the_proxy_cannot_build_is_nacked_and_the_old_routes_keep_ser
     .await;
     let error = nack["lastNack"]["error"].as_str().unwrap_or_default();
     assert!(
-        error.contains("mirroring") && error.contains("mirrored"),
-        "the NACK says which router and why: {error}"
+        error.contains("mirrored") && error.contains("grpc-checked") && error.contains("gRPC"),
+        "the NACK says which router, which service and why: {error}"
     );
     assert_eq!(nack["versionAcked"], first.as_str(), "{nack}");
     assert_eq!(nack["upToDate"], false, "{nack}");
