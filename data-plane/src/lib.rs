@@ -51,7 +51,7 @@ pub use listeners::BindError;
 pub use logging::{LogFormat, LoggingError, init_logging};
 pub use middleware::{HtpasswdError, MiddlewareBuildError, MiddlewareError};
 pub use proxy::{Proxy, ProxyError};
-pub use router::MatcherError;
+pub use router::{MatcherError, RouterIndex};
 pub use runtime::{BuildError, Runtime};
 pub use service::{HealthCheckError, ServerUrlError, ServiceError, UpstreamConfig};
 pub use shutdown::shutdown_signal;

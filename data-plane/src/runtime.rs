@@ -27,7 +27,7 @@ use sluice_proto::v1::{self, Resources};
 
 use crate::middleware::{Chain, MiddlewareError, Middlewares};
 use crate::redirect::Redirect;
-use crate::router::{Matcher, MatcherError, Route, RouterTable};
+use crate::router::{Matcher, MatcherError, Route, RouterTable, default_priority};
 use crate::service::{CheckSpec, Service, ServiceBuilder, ServiceError};
 use crate::shared::{SharedState, StateKey};
 use crate::tls::{CertificateSummary, EntryPointTls, TlsBuilder, TlsError, claim_host, rule_hosts};
@@ -333,10 +333,7 @@ impl Runtime {
                 };
                 let route = Arc::new(Route {
                     name: router.name.clone(),
-                    priority: match router.priority {
-                        0 => i64::try_from(router.rule.len()).unwrap_or(i64::MAX),
-                        explicit => explicit,
-                    },
+                    priority: default_priority(router.priority, &router.rule),
                     matcher,
                     target: RouteTarget {
                         service: service.clone(),

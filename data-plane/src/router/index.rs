@@ -37,6 +37,15 @@ pub(crate) struct Route<T> {
     pub(crate) target: T,
 }
 
+/// A router's priority: `explicit` when set (non-zero), else the length of
+/// its rule, as Traefik does.
+pub(crate) fn default_priority(explicit: i64, rule: &str) -> i64 {
+    match explicit {
+        0 => i64::try_from(rule.len()).unwrap_or(i64::MAX),
+        explicit => explicit,
+    }
+}
+
 /// The routers of one entry point, indexed for lookup.
 #[derive(Debug)]
 pub(crate) struct RouterTable<T> {

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -48,11 +48,34 @@ impl Process {
         })
     }
 
+    /// Starts `command` with its stdout piped back (returned) and its stdin
+    /// piped and held open until the process is dropped; stderr goes to `log`.
+    pub(crate) fn spawn_piped(
+        name: &str,
+        command: &mut Command,
+        log: &Path,
+    ) -> anyhow::Result<(Self, ChildStdout)> {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()
+            .with_context(|| format!("starting {name} ({command:?})"))?;
+        let stdout = child.stdout.take().context("piped stdout")?;
+        Ok((
+            Self {
+                name: name.to_string(),
+                child,
+            },
+            stdout,
+        ))
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn check_running(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check_running(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!("{} exited during start-up ({status})", self.name);
         }
@@ -413,6 +436,105 @@ pub(crate) fn start_caddy(dir: &Path, backend: SocketAddr) -> anyhow::Result<(Pr
     Ok((process, target))
 }
 
+/// A Sluice control plane on a file provider directory, without a proxy.
+pub(crate) struct ControlPlane {
+    pub(crate) process: Process,
+    pub(crate) dynamic_dir: PathBuf,
+    /// The static configuration file (`--configFile`).
+    pub(crate) static_path: PathBuf,
+    /// `http://127.0.0.1:PORT` of the snapshot service.
+    pub(crate) grpc_url: String,
+    grpc: SocketAddr,
+    /// The entry point `web` the snapshot declares (bound by proxies only).
+    web: SocketAddr,
+}
+
+impl ControlPlane {
+    /// Starts a control plane serving `dynamic_yaml` (one file, `routes.yml`,
+    /// in `dir/name/dynamic/`); `debounce` is `(quietPeriod, maxDelay)`,
+    /// `None` for the defaults (100ms, 1s).
+    pub(crate) fn start(
+        dir: &Path,
+        name: &str,
+        dynamic_yaml: &str,
+        debounce: Option<(&str, &str)>,
+    ) -> anyhow::Result<Self> {
+        let (static_path, dynamic_dir, web, grpc) =
+            write_config(dir, name, dynamic_yaml, debounce)?;
+        let process = Process::spawn(
+            &format!("sluice-control-plane ({name})"),
+            Command::new(release_bin("sluice-control-plane"))
+                .arg("run")
+                .arg("--configFile")
+                .arg(&static_path),
+            &dir.join(name).join("control-plane.log"),
+        )?;
+        Ok(Self {
+            process,
+            dynamic_dir,
+            static_path,
+            grpc_url: format!("http://{grpc}"),
+            grpc,
+            web,
+        })
+    }
+
+    /// Waits until the snapshot service accepts connections, bounded.
+    pub(crate) fn wait_listening(&mut self, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            self.process.check_running()?;
+            if TcpStream::connect_timeout(&self.grpc, Duration::from_secs(1)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not listen on {} within {within:?}",
+                    self.process.name,
+                    self.grpc
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A binary of the release build.
+pub(crate) fn release_bin(name: &str) -> PathBuf {
+    crate::workspace_root().join("target/release").join(name)
+}
+
+/// Writes a control plane's static configuration (file provider on
+/// `dir/name/dynamic/`, holding `routes.yml`): (static file, dynamic
+/// directory, `web` entry point, gRPC address).
+pub(crate) fn write_config(
+    dir: &Path,
+    name: &str,
+    dynamic_yaml: &str,
+    debounce: Option<(&str, &str)>,
+) -> anyhow::Result<(PathBuf, PathBuf, SocketAddr, SocketAddr)> {
+    let stack_dir = dir.join(name);
+    let dynamic_dir = stack_dir.join("dynamic");
+    std::fs::create_dir_all(&dynamic_dir)?;
+    std::fs::write(dynamic_dir.join("routes.yml"), dynamic_yaml)?;
+    let (web, grpc, api) = (free_port()?, free_port()?, free_port()?);
+    let debounce = debounce
+        .map(|(quiet, max)| {
+            format!("  debounce:\n    quietPeriod: \"{quiet}\"\n    maxDelay: \"{max}\"\n")
+        })
+        .unwrap_or_default();
+    let static_yaml = format!(
+        "entryPoints:\n  web:\n    address: \"127.0.0.1:{web}\"\n\
+         providers:\n  file:\n    directory: \"{}\"\n    watch: true\n\
+         log:\n  level: WARN\n\
+         controlPlane:\n  grpcAddress: \"127.0.0.1:{grpc}\"\n  apiAddress: \"127.0.0.1:{api}\"\n{debounce}",
+        dynamic_dir.display()
+    );
+    let static_path = stack_dir.join("sluice.yml");
+    std::fs::write(&static_path, static_yaml)?;
+    Ok((static_path, dynamic_dir, loopback(web), loopback(grpc)))
+}
+
 /// A Sluice control plane + one proxy on a file provider directory.
 pub(crate) struct SluiceStack {
     pub(crate) proxy_address: SocketAddr,
@@ -430,40 +552,14 @@ impl SluiceStack {
         dynamic_yaml: &str,
         debounce: Option<(&str, &str)>,
     ) -> anyhow::Result<Self> {
-        let bin = crate::workspace_root().join("target/release");
-        let stack_dir = dir.join(name);
-        let dynamic_dir = stack_dir.join("dynamic");
-        std::fs::create_dir_all(&dynamic_dir)?;
-        std::fs::write(dynamic_dir.join("routes.yml"), dynamic_yaml)?;
-        let (web, grpc, api, admin) = (free_port()?, free_port()?, free_port()?, free_port()?);
-        let debounce = debounce
-            .map(|(quiet, max)| {
-                format!("  debounce:\n    quietPeriod: \"{quiet}\"\n    maxDelay: \"{max}\"\n")
-            })
-            .unwrap_or_default();
-        let static_yaml = format!(
-            "entryPoints:\n  web:\n    address: \"127.0.0.1:{web}\"\n\
-             providers:\n  file:\n    directory: \"{}\"\n    watch: true\n\
-             log:\n  level: WARN\n\
-             controlPlane:\n  grpcAddress: \"127.0.0.1:{grpc}\"\n  apiAddress: \"127.0.0.1:{api}\"\n{debounce}",
-            dynamic_dir.display()
-        );
-        let static_path = stack_dir.join("sluice.yml");
-        std::fs::write(&static_path, static_yaml)?;
-        let control_plane = Process::spawn(
-            &format!("sluice-control-plane ({name})"),
-            Command::new(bin.join("sluice-control-plane"))
-                .arg("run")
-                .arg("--configFile")
-                .arg(&static_path),
-            &stack_dir.join("control-plane.log"),
-        )?;
+        let control_plane = ControlPlane::start(dir, name, dynamic_yaml, debounce)?;
+        let admin = free_port()?;
         let proxy = Process::spawn(
             &format!("sluice-proxy ({name})"),
-            Command::new(bin.join("sluice-proxy")).args([
+            Command::new(release_bin("sluice-proxy")).args([
                 "run",
                 "--control-plane",
-                &format!("http://127.0.0.1:{grpc}"),
+                &control_plane.grpc_url,
                 "--node-id",
                 &format!("bench-{name}"),
                 "--admin-address",
@@ -471,12 +567,12 @@ impl SluiceStack {
                 "--log-level",
                 "warn",
             ]),
-            &stack_dir.join("proxy.log"),
+            &dir.join(name).join("proxy.log"),
         )?;
         Ok(Self {
-            proxy_address: loopback(web),
-            dynamic_dir,
-            control_plane,
+            proxy_address: control_plane.web,
+            dynamic_dir: control_plane.dynamic_dir,
+            control_plane: control_plane.process,
             proxy,
         })
     }

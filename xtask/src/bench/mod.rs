@@ -9,13 +9,20 @@
 //!
 //! - [`contenders`]: configurations, processes, `/proc` measurements.
 //! - [`load`]: `wrk` and `h2load` runs and their output.
-//! - [`propagation`]: time for a route change to be served; errors under churn.
+//! - [`router_lookup`]: the criterion micro-benchmark of router lookup.
+//! - [`propagation`]: time for a route change to reach one proxy and 1, 10
+//!   and 100 simulated ones ([`watchers`]); errors under churn.
+//! - [`control_plane_scale`]: compile time, memory and delta size at 10,000
+//!   routers.
 //! - [`report`]: `docs/benchmarks/README.md` and `throughput.svg`.
 
 mod contenders;
+mod control_plane_scale;
 mod load;
 mod propagation;
 mod report;
+mod router_lookup;
+mod watchers;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -37,6 +44,9 @@ pub(crate) struct Settings {
     pub(crate) propagation_samples: usize,
     pub(crate) churn_changes: usize,
 }
+
+/// Simulated watchers of the fan-out measurement, one run each.
+pub(crate) const FAN_OUT: [usize; 3] = [1, 10, 100];
 
 /// Load generator of one measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +88,10 @@ pub(crate) struct Results {
     pub(crate) rows: Vec<Row>,
     pub(crate) notes: Vec<String>,
     pub(crate) propagation: Option<propagation::Propagation>,
+    /// Propagation to simulated watchers, one entry per count in [`FAN_OUT`].
+    pub(crate) fan_out: Vec<propagation::FanOut>,
+    pub(crate) control_plane: Option<control_plane_scale::ControlPlaneScale>,
+    pub(crate) router_lookup: Vec<router_lookup::Estimate>,
     /// The exact load commands, one per kind.
     pub(crate) commands: Vec<String>,
 }
@@ -129,8 +143,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         quick,
         seconds: if quick { 3 } else { 10 },
         rounds: if quick { 1 } else { 3 },
-        propagation_samples: 20,
-        churn_changes: if quick { 20 } else { 100 },
+        propagation_samples: if quick { 20 } else { 100 },
+        churn_changes: if quick { 20 } else { 1_000 },
     };
     let mut results = Results::default();
     install_tools(&mut results)?;
@@ -146,11 +160,35 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             "--bins",
         ],
     )?;
+    // The simulated proxies, and the micro-benchmark built before it is timed.
+    run_step(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "integration-tests",
+            "--bin",
+            "snapshot-watch",
+        ],
+    )?;
+    let mut bench_build = router_lookup::CARGO_ARGS.to_vec();
+    bench_build.push("--no-run");
+    run_step("cargo", &bench_build)?;
     let machine_before = report::Machine::capture();
 
     let dir = workspace_root().join("target/bench-tmp");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
+
+    // First, on a machine this benchmark does not load yet.
+    eprintln!("xtask bench: router lookup (criterion)");
+    match router_lookup::run(settings.quick, &dir.join("router-lookup.log")) {
+        Ok(estimates) => results.router_lookup = estimates,
+        Err(error) => results
+            .notes
+            .push(format!("Router lookup could not be measured: {error:#}")),
+    }
     // Every process started below; dropped (stopped) on return, error or not.
     let mut processes: Vec<Process> = Vec::new();
     let mut stacks: Vec<SluiceStack> = Vec::new();
@@ -268,6 +306,24 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             .notes
             .push(format!("Propagation could not be measured: {error:#}")),
     }
+    match propagation::fan_out(
+        &dir,
+        backend_address,
+        &FAN_OUT,
+        settings.propagation_samples,
+    ) {
+        Ok(measured) => results.fan_out = measured,
+        Err(error) => results.notes.push(format!(
+            "Propagation to simulated watchers could not be measured: {error:#}"
+        )),
+    }
+    eprintln!("xtask bench: control-plane scale");
+    match control_plane_scale::run(&dir, backend_address) {
+        Ok(measured) => results.control_plane = Some(measured),
+        Err(error) => results.notes.push(format!(
+            "Control-plane scale could not be measured: {error:#}"
+        )),
+    }
     drop(processes);
 
     let machine_after = report::Machine::capture();
@@ -299,7 +355,8 @@ fn shell_join(args: &[String]) -> String {
 
 type StartFn = fn(&std::path::Path, std::net::SocketAddr) -> anyhow::Result<(Process, Target)>;
 
-fn scale_route(i: usize) -> (String, String, Vec<String>) {
+/// Router `i` of the route-scale configurations: ``Host(`ri.bench`) && PathPrefix(`/ri`)``.
+pub(crate) fn scale_route(i: usize) -> (String, String, Vec<String>) {
     (
         format!("r{i}"),
         format!("Host(`r{i}.bench`) && PathPrefix(`/r{i}`)"),

@@ -1,17 +1,23 @@
-//! Configuration propagation (issue 7, item 3) with one watching proxy:
-//! with 3,000 routes loaded, the time from writing a new route file to the
-//! proxy serving it; then the errors a constant-rate client sees while
-//! routes change.
+//! Configuration propagation (issue 7, item 3), with 3,000 routes loaded:
+//!
+//! - [`run`], one real proxy: the time from writing a new route file to the
+//!   proxy serving it; then the errors a constant-rate client sees while
+//!   routes change;
+//! - [`fan_out`], 1, 10 and 100 simulated proxies (`snapshot-watch
+//!   --streams N`, one process, every update ACKed on arrival): the time
+//!   from writing a new route file until the *last* stream has received the
+//!   version carrying it, and the control plane's memory with them connected.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
-use super::contenders::{SluiceStack, http_status, sluice_dynamic};
+use super::contenders::{ControlPlane, SluiceStack, http_status, memory_kib, sluice_dynamic};
+use super::watchers::{self, Watchers};
 
 /// Routes loaded before measuring.
 pub(crate) const ROUTES: usize = 3_000;
@@ -152,4 +158,117 @@ pub(crate) fn run(
     result.churn_io_errors = counters[2].load(Ordering::Relaxed);
     drop(stack);
     Ok(result)
+}
+
+/// What one fan-out run measured.
+#[derive(Debug, Default)]
+pub(crate) struct FanOut {
+    /// Simulated watchers (streams) connected.
+    pub(crate) watchers: usize,
+    /// Milliseconds from the file write to the last stream receiving the
+    /// version with the new route, per change.
+    pub(crate) samples_ms: Vec<f64>,
+    /// Changes not received by every stream within [`BOUND`].
+    pub(crate) timeouts: usize,
+    /// The control plane's (VmRSS, VmHWM) in KiB with the watchers connected,
+    /// after the changes.
+    pub(crate) control_plane_kib: (u64, u64),
+}
+
+/// Microseconds since the Unix epoch: the clock `snapshot-watch` stamps
+/// receptions with (same machine).
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Fan-out to simulated watchers: for each count in `watchers`, one
+/// `snapshot-watch --streams N` against a control plane (no proxy) holding
+/// [`ROUTES`] routes, then `samples` new routes, each waited for on every
+/// stream. The watcher processes run one after the other.
+pub(crate) fn fan_out(
+    dir: &Path,
+    backend: SocketAddr,
+    watchers: &[usize],
+    samples: usize,
+) -> anyhow::Result<Vec<FanOut>> {
+    let yaml = sluice_dynamic(backend, (0..ROUTES).map(route), "");
+    let mut control_plane = ControlPlane::start(dir, "fan-out", &yaml, Some(DEBOUNCE))?;
+    control_plane.wait_listening(Duration::from_secs(30))?;
+    // One watcher first, to know the routes are compiled before counting.
+    {
+        let mut first = Watchers::start(dir, &control_plane.grpc_url, "fan-out-check", None)?;
+        first.wait_for(Duration::from_secs(60), "update with every route", |line| {
+            watchers::count(line, "totals", "routers").is_some_and(|n| n >= ROUTES as u64)
+        })?;
+    }
+    let mut results = Vec::new();
+    for &count in watchers {
+        eprintln!("xtask bench: propagation to {count} simulated watcher(s)");
+        let mut streams = Watchers::start(
+            dir,
+            &control_plane.grpc_url,
+            &format!("fan-out-{count}"),
+            Some(count),
+        )?;
+        watchers::wait_ready(&mut streams, Duration::from_secs(60))?;
+        let mut result = FanOut {
+            watchers: count,
+            ..FanOut::default()
+        };
+        for k in 0..samples {
+            let name = format!("fan{count}x{k}");
+            let file = format!(
+                "http:\n  routers:\n    {name}:\n      rule: \"Host(`{name}.bench`)\"\n      entryPoints: [web]\n      service: backend\n"
+            );
+            let written_us = now_us();
+            write_atomically(&control_plane.dynamic_dir, &format!("{name}.yml"), &file)?;
+            match last_reception(&mut streams, count, &name)? {
+                Some(last_us) => result
+                    .samples_ms
+                    .push(last_us.saturating_sub(written_us) as f64 / 1000.0),
+                None => result.timeouts += 1,
+            }
+        }
+        result.control_plane_kib = memory_kib(control_plane.process.pid());
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// Reads `recv` lines until every one of `count` streams has received the
+/// version carrying router `name`; the latest reception time (µs since the
+/// epoch), or `None` after [`BOUND`].
+fn last_reception(streams: &mut Watchers, count: usize, name: &str) -> anyhow::Result<Option<u64>> {
+    let deadline = Instant::now() + BOUND;
+    let mut received = vec![false; count];
+    let (mut left, mut last) = (count, 0);
+    while left > 0 {
+        let Some(line) = streams.next_line(deadline)? else {
+            streams.drain();
+            return Ok(None);
+        };
+        if !line.starts_with("recv ") || !watchers::carries_router(&line, name) {
+            continue;
+        }
+        let (Some(stream), Some(at)) = (
+            watchers::number(&line, "stream"),
+            watchers::number(&line, "at_us"),
+        ) else {
+            bail!("unreadable snapshot-watch line: {line}");
+        };
+        let Some(seen) = usize::try_from(stream)
+            .ok()
+            .and_then(|i| received.get_mut(i))
+        else {
+            bail!("snapshot-watch names stream {stream} of {count}");
+        };
+        if !*seen {
+            *seen = true;
+            left -= 1;
+            last = last.max(at);
+        }
+    }
+    Ok(Some(last))
 }
