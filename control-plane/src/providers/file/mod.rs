@@ -18,7 +18,9 @@
 //!   directory, filtered by name), so editor saves that write a temporary
 //!   file and rename it over the original are seen, and so are Kubernetes
 //!   ConfigMap updates (a `..data` symbolic link swapped). Bursts of events
-//!   are debounced; an update is sent only when the result changed.
+//!   are debounced; an update is sent only when the result changed. An event
+//!   that says a write is complete (a file closed after writing, or renamed
+//!   into place) needs no quiet period: the files are read at once.
 //!
 //! Certificate, key and CA files named in the configuration are read by the
 //! compiler, not here; but they are watched (their parent directories), and
@@ -34,7 +36,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use notify::event::{AccessKind, AccessMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant};
@@ -50,7 +52,8 @@ use crate::dynamic::DynamicConfig;
 /// The provider name, qualifying resource names (`api@file`).
 const PROVIDER: &str = "file";
 
-/// Re-read once no event has arrived for this long...
+/// Re-read once no event has arrived for this long (unless the last one
+/// completed a write)...
 const QUIET_PERIOD: Duration = Duration::from_millis(50);
 
 /// ...but at the latest this long after the first event of a burst.
@@ -332,15 +335,17 @@ impl FileProvider {
     }
 
     /// Waits for an event that may change the configuration, then until
-    /// events stop for [`QUIET_PERIOD`] (at most [`MAX_DELAY`]). `None` once
-    /// `shutdown` is cancelled; `Some(true)` when a referenced file
-    /// (certificate, key, CA) changed.
+    /// events stop for [`QUIET_PERIOD`] (at most [`MAX_DELAY`]), or only
+    /// until the queued events are taken when the last one completed a
+    /// write. `None` once `shutdown` is cancelled; `Some(true)` when a
+    /// referenced file (certificate, key, CA) changed.
     async fn next_change(
         &self,
         events: &mut mpsc::UnboundedReceiver<notify::Result<Event>>,
         shutdown: &CancellationToken,
     ) -> Option<bool> {
         let mut referenced = false;
+        let mut complete;
         loop {
             let event = tokio::select! {
                 () = shutdown.cancelled() => return None,
@@ -349,6 +354,7 @@ impl FileProvider {
             match event {
                 Some(event) if self.may_change_config(&event) => {
                     referenced |= self.touches_referenced(&event);
+                    complete = completes_a_write(&event);
                     break;
                 }
                 Some(_) => {}
@@ -356,15 +362,25 @@ impl FileProvider {
             }
         }
         let deadline = Instant::now() + MAX_DELAY;
-        let mut quiet_until = (Instant::now() + QUIET_PERIOD).min(deadline);
         loop {
+            // Events already queued belong to the same change.
+            while let Ok(event) = events.try_recv() {
+                if self.may_change_config(&event) {
+                    referenced |= self.touches_referenced(&event);
+                    complete = completes_a_write(&event);
+                }
+            }
+            if complete {
+                return Some(referenced);
+            }
+            let quiet_until = (Instant::now() + QUIET_PERIOD).min(deadline);
             tokio::select! {
                 () = shutdown.cancelled() => return None,
                 () = tokio::time::sleep_until(quiet_until) => return Some(referenced),
                 event = events.recv() => match event {
                     Some(event) if self.may_change_config(&event) => {
                         referenced |= self.touches_referenced(&event);
-                        quiet_until = (Instant::now() + QUIET_PERIOD).min(deadline);
+                        complete = completes_a_write(&event);
                     }
                     Some(_) => {}
                     None => return None,
@@ -464,6 +480,19 @@ fn walk(
 }
 
 /// Sends unless `shutdown` comes first; false if the provider should stop.
+/// Whether `event` says a file is now whole: closed after writing, or
+/// renamed into place (the last step of an atomic save).
+fn completes_a_write(event: &notify::Result<Event>) -> bool {
+    matches!(
+        event,
+        Ok(Event {
+            kind: EventKind::Access(AccessKind::Close(AccessMode::Write))
+                | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)),
+            ..
+        })
+    )
+}
+
 async fn send(
     updates: &mpsc::Sender<ProviderUpdate>,
     update: ProviderUpdate,

@@ -300,3 +300,42 @@ async fn without_watch_sends_once_and_stops_on_shutdown() {
         .unwrap();
     assert!(updates.recv().await.is_none(), "exactly one update");
 }
+
+/// A watcher event of `kind` about `path`.
+fn event(kind: EventKind, path: &Path) -> notify::Result<Event> {
+    Ok(Event::new(kind).add_path(path.to_owned()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completed_write_is_read_at_once_a_partial_one_after_the_quiet_period() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join("routes.yml");
+    let provider = directory_provider(directory.path());
+    let shutdown = CancellationToken::new();
+    let (sender, mut events) = mpsc::unbounded_channel();
+    let modified = EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Content));
+    let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+    let renamed_in = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+
+    // Data written, file not closed yet: wait for the quiet period.
+    sender.send(event(modified, &file)).unwrap();
+    let started = Instant::now();
+    provider.next_change(&mut events, &shutdown).await.unwrap();
+    assert_eq!(started.elapsed(), QUIET_PERIOD);
+
+    // Written and closed, or renamed into place: read at once.
+    for completing in [closed, renamed_in] {
+        sender.send(event(modified, &file)).unwrap();
+        sender.send(event(completing, &file)).unwrap();
+        let started = Instant::now();
+        provider.next_change(&mut events, &shutdown).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::ZERO, "{completing:?}");
+    }
+
+    // Closed, then written again: the last event decides.
+    sender.send(event(closed, &file)).unwrap();
+    sender.send(event(modified, &file)).unwrap();
+    let started = Instant::now();
+    provider.next_change(&mut events, &shutdown).await.unwrap();
+    assert_eq!(started.elapsed(), QUIET_PERIOD);
+}
