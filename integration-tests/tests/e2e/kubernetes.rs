@@ -249,6 +249,59 @@ async fn pods_coming_and_going_change_the_rotation() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn sticky_cookie_annotations_on_the_service_keep_a_client_on_one_pod() {
+    let first = EchoBackend::start("shop-a").await;
+    let second = EchoBackend::start("shop-b").await;
+    let kubernetes = FakeKubernetes::start().await;
+    // Where Traefik reads them: on the Service.
+    let sticky = shop(&first, &second, true).replace(
+        "kind: Service\nmetadata:\n  name: shop\n  namespace: default\n",
+        "kind: Service\nmetadata:\n  name: shop\n  namespace: default\n  annotations:\n    \
+         traefik.ingress.kubernetes.io/service.sticky.cookie: \"true\"\n    \
+         traefik.ingress.kubernetes.io/service.sticky.cookie.name: shop_affinity\n    \
+         traefik.ingress.kubernetes.io/service.sticky.cookie.httponly: \"true\"\n",
+    );
+    assert_ne!(sticky, shop(&first, &second, true), "the fixture changed");
+    kubernetes.apply_yaml(&sticky);
+    let stack = Stack::start(kubernetes, &[("kubernetesIngress", "")]).await;
+    stack.wait("shop.example", &[], 200, "").await;
+
+    let url = format!(
+        "http://127.0.0.1:{}/",
+        stack.control_plane.entry_point_port("web")
+    );
+    let first_answer = request("GET", &url, &[("host", "shop.example")], Vec::new())
+        .await
+        .unwrap();
+    let set_cookie = first_answer
+        .headers
+        .get("set-cookie")
+        .cloned()
+        .unwrap_or_else(|| panic!("no Set-Cookie: {:?}", first_answer.headers));
+    assert!(set_cookie.starts_with("shop_affinity="), "{set_cookie}");
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(!set_cookie.contains("127.0.0.1"), "{set_cookie}");
+    let pod = first_answer.headers["x-backend"].clone();
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    for _ in 0..10 {
+        let answer = request(
+            "GET",
+            &url,
+            &[("host", "shop.example"), ("cookie", &cookie)],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.headers["x-backend"], pod);
+        assert!(!answer.headers.contains_key("set-cookie"), "{answer:?}");
+    }
+    // Without the cookie the rotation goes on over both pods.
+    stack
+        .wait_rotation("shop.example", &["shop-a", "shop-b"])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_broken_ingress_is_reported_while_the_others_serve_and_a_deleted_one_is_gone() {
     let first = EchoBackend::start("shop-a").await;
     let second = EchoBackend::start("shop-b").await;

@@ -1,5 +1,10 @@
-//! The annotations an Ingress may carry, parsed and checked; an annotation
-//! that does not parse makes its Ingress an error naming the annotation.
+//! The annotations an Ingress or a Service may carry, parsed and checked;
+//! an annotation that does not parse makes its object an error naming the
+//! annotation.
+//!
+//! The `service.*` annotations belong on the Service, as Traefik reads them
+//! ([`parse_service`]); on the Ingress they still apply to its backends
+//! where the Service does not set them.
 //!
 //! - Traefik v2/v3 (`traefik.ingress.kubernetes.io/`): `router.entrypoints`,
 //!   `router.middlewares`, `router.priority`, `router.pathmatcher`,
@@ -74,10 +79,8 @@ pub(super) struct IngressAnnotations {
     pub(super) tls: bool,
     pub(super) tls_options: String,
     pub(super) cert_resolver: String,
-    pub(super) pass_host_header: Option<bool>,
-    pub(super) servers_scheme: Option<String>,
-    pub(super) servers_transport: String,
-    pub(super) sticky: Option<StickyCookieConfig>,
+    /// `service.*` on the Ingress: defaults for its backends' Services.
+    pub(super) service: ServiceAnnotations,
     /// Traefik 1.x `request-modifier`.
     pub(super) request_modifier: Option<MiddlewareConfig>,
     pub(super) rewrite: Option<Rewrite>,
@@ -85,6 +88,60 @@ pub(super) struct IngressAnnotations {
     /// `rewrite-target` with `$n`).
     pub(super) path_regex: bool,
     pub(super) basic_auth: Option<BasicAuth>,
+}
+
+/// The `service.*` annotations of a Service (or an Ingress).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct ServiceAnnotations {
+    pub(super) pass_host_header: Option<bool>,
+    pub(super) servers_scheme: Option<String>,
+    pub(super) servers_transport: Option<String>,
+    pub(super) sticky: Option<StickyCookieConfig>,
+}
+
+impl ServiceAnnotations {
+    /// These annotations, each falling back to `defaults` when not set.
+    pub(super) fn or(&self, defaults: &Self) -> Self {
+        Self {
+            pass_host_header: self.pass_host_header.or(defaults.pass_host_header),
+            servers_scheme: self
+                .servers_scheme
+                .clone()
+                .or_else(|| defaults.servers_scheme.clone()),
+            servers_transport: self
+                .servers_transport
+                .clone()
+                .or_else(|| defaults.servers_transport.clone()),
+            sticky: self.sticky.clone().or_else(|| defaults.sticky.clone()),
+        }
+    }
+}
+
+/// Parses the `service.*` annotations.
+pub(super) fn parse_service(
+    annotations: &BTreeMap<String, String>,
+) -> Result<ServiceAnnotations, AnnotationError> {
+    let traefik = |name: &str| {
+        annotations
+            .get(&format!("{TRAEFIK}{name}"))
+            .map(|value| value.trim())
+    };
+    let mut parsed = ServiceAnnotations {
+        pass_host_header: boolean(annotations, &format!("{TRAEFIK}service.passhostheader"))?,
+        servers_transport: traefik("service.serverstransport").map(str::to_owned),
+        sticky: sticky(annotations)?,
+        ..ServiceAnnotations::default()
+    };
+    if let Some(value) = traefik("service.serversscheme") {
+        if !["http", "https", "h2c"].contains(&value) {
+            return Err(AnnotationError {
+                key: format!("{TRAEFIK}service.serversscheme"),
+                message: format!("`{value}` is not one of http, https, h2c"),
+            });
+        }
+        parsed.servers_scheme = Some(value.to_owned());
+    }
+    Ok(parsed)
 }
 
 /// Parses the annotations of an Ingress in `namespace`.
@@ -102,9 +159,7 @@ pub(super) fn parse(
         cert_resolver: traefik("router.tls.certresolver")
             .unwrap_or_default()
             .to_owned(),
-        servers_transport: traefik("service.serverstransport")
-            .unwrap_or_default()
-            .to_owned(),
+        service: parse_service(annotations)?,
         ..IngressAnnotations::default()
     };
     if let Some(value) = traefik("router.priority") {
@@ -127,17 +182,6 @@ pub(super) fn parse(
     parsed.tls = boolean(annotations, &format!("{TRAEFIK}router.tls"))?.unwrap_or(false)
         || !parsed.tls_options.is_empty()
         || !parsed.cert_resolver.is_empty();
-    parsed.pass_host_header = boolean(annotations, &format!("{TRAEFIK}service.passhostheader"))?;
-    if let Some(value) = traefik("service.serversscheme") {
-        if !["http", "https", "h2c"].contains(&value) {
-            return Err(error(
-                format!("{TRAEFIK}service.serversscheme"),
-                format!("`{value}` is not one of http, https, h2c"),
-            ));
-        }
-        parsed.servers_scheme = Some(value.to_owned());
-    }
-    parsed.sticky = sticky(annotations)?;
     if let Some(value) = traefik("request-modifier") {
         parsed.request_modifier = Some(
             request_modifier(value)
@@ -371,6 +415,43 @@ mod tests {
     }
 
     #[test]
+    fn service_annotations_override_the_ingress_ones_they_set() {
+        let on_service = parse_service(&annotations(&[
+            (
+                "traefik.ingress.kubernetes.io/service.passhostheader",
+                "false",
+            ),
+            (
+                "traefik.ingress.kubernetes.io/service.sticky.cookie",
+                "true",
+            ),
+        ]))
+        .unwrap();
+        let on_ingress = parse_service(&annotations(&[
+            (
+                "traefik.ingress.kubernetes.io/service.passhostheader",
+                "true",
+            ),
+            ("traefik.ingress.kubernetes.io/service.serversscheme", "h2c"),
+        ]))
+        .unwrap();
+        let merged = on_service.or(&on_ingress);
+        assert_eq!(merged.pass_host_header, Some(false));
+        assert_eq!(merged.servers_scheme.as_deref(), Some("h2c"));
+        assert!(merged.sticky.is_some());
+        assert_eq!(merged.servers_transport, None);
+        let error = parse_service(&annotations(&[(
+            "traefik.ingress.kubernetes.io/service.serversscheme",
+            "ftp",
+        )]))
+        .unwrap_err();
+        assert_eq!(
+            error.key,
+            "traefik.ingress.kubernetes.io/service.serversscheme"
+        );
+    }
+
+    #[test]
     fn reads_router_and_service_annotations() {
         let parsed = parse(
             &annotations(&[
@@ -405,7 +486,7 @@ mod tests {
         assert_eq!(parsed.entry_points, ["web", "websecure"]);
         assert_eq!(parsed.middlewares, ["default-auth@kubernetescrd"]);
         assert_eq!(parsed.priority, 42);
-        let sticky = parsed.sticky.unwrap();
+        let sticky = parsed.service.sticky.unwrap();
         assert_eq!(
             (sticky.name.as_str(), sticky.same_site.as_str()),
             ("lb", "lax")

@@ -29,7 +29,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use kube::ResourceExt;
 
-use super::annotations::{self, IngressAnnotations, Rewrite};
+use super::annotations::{self, IngressAnnotations, Rewrite, ServiceAnnotations};
 use super::cluster::Cluster;
 use super::endpoints::{self, PortRef};
 use super::names::{location, normalize, origin};
@@ -266,13 +266,27 @@ fn add_route(cluster: &Cluster, context: &IngressContext<'_>, output: &mut Outpu
             );
         }
     };
+    let on_service = match cluster.service(&context.namespace, &service.name) {
+        Some(object) => match annotations::parse_service(object.annotations()) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                return output.error(
+                    &location("Service", &context.namespace, &service.name),
+                    Some(error.key),
+                    error.message,
+                );
+            }
+        },
+        None => ServiceAnnotations::default(),
+    };
+    let service_annotations = on_service.or(&context.annotations.service);
     let annotations = &context.annotations;
     let urls = match endpoints::servers(
         cluster,
         &context.namespace,
         &service.name,
         &port,
-        annotations.servers_scheme.as_deref(),
+        service_annotations.servers_scheme.as_deref(),
         context.config.allow_external_name_services,
     ) {
         Ok(urls) => urls,
@@ -301,11 +315,11 @@ fn add_route(cluster: &Cluster, context: &IngressContext<'_>, output: &mut Outpu
                     ..ServerConfig::default()
                 })
                 .collect(),
-            sticky: annotations.sticky.clone().map(|cookie| StickyConfig {
+            sticky: service_annotations.sticky.map(|cookie| StickyConfig {
                 cookie: Some(cookie),
             }),
-            pass_host_header: annotations.pass_host_header,
-            servers_transport: annotations.servers_transport.clone(),
+            pass_host_header: service_annotations.pass_host_header,
+            servers_transport: service_annotations.servers_transport.unwrap_or_default(),
             ..LoadBalancerConfig::default()
         }),
         ..ServiceConfig::default()
