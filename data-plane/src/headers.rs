@@ -95,6 +95,11 @@ pub(crate) fn strip_response(headers: &mut HeaderMap, switching_protocols: bool)
 }
 
 fn strip(headers: &mut HeaderMap, upgrade_allowed: bool) -> Option<HeaderValue> {
+    // Most messages carry none: one pass over their few names is cheaper
+    // than hashing every hop-by-hop name for a lookup.
+    if !holds_any(headers, &HOP_BY_HOP) {
+        return None;
+    }
     let mut upgrade_requested = false;
     if headers.contains_key(CONNECTION) {
         let mut named = Vec::new();
@@ -141,6 +146,11 @@ fn strip(headers: &mut HeaderMap, upgrade_allowed: bool) -> Option<HeaderValue> 
     upgrade
 }
 
+/// Whether `headers` holds one of `names`.
+fn holds_any(headers: &HeaderMap, names: &[HeaderName]) -> bool {
+    headers.keys().any(|present| names.contains(present))
+}
+
 /// What the `X-Forwarded-*` headers say about a request.
 #[derive(Debug)]
 pub(crate) struct Forwarded<'a> {
@@ -161,6 +171,9 @@ pub(crate) struct Forwarded<'a> {
 /// Removes the `X-Forwarded-*` and `X-Real-Ip` headers of a peer the entry
 /// point does not trust.
 pub(crate) fn remove_untrusted_forwarded(headers: &mut HeaderMap) {
+    if !holds_any(headers, &CLIENT_FORWARDED) {
+        return;
+    }
     for name in CLIENT_FORWARDED {
         headers.remove(name);
     }

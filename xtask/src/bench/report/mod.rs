@@ -274,9 +274,8 @@ pub(crate) fn write(
         "## Not measured yet\n\n\
          - Propagation to 10 and 100 *real* proxies: simulated watchers stand in (section 4),\n  \
          so those figures end when the update arrives, not when a proxy serves it.\n\
-         - Profiles: `perf stat -e instructions` reports `<not supported>` on this VM (no\n  \
-         hardware counters) and no callgrind run was made, so where Sluice loses it is **not\n  \
-         profiled** yet.\n\n",
+         - A profile taken by this command; [profile.md](profile.md) holds one taken\n  \
+         by hand (`perf record -e cpu-clock`, sampling; the VM has no hardware counters).\n\n",
     );
 
     if !results.notes.is_empty() {
@@ -335,10 +334,10 @@ fn write_propagation(md: &mut String, p: &propagation::Propagation) {
     let _ = writeln!(
         md,
         "{routes} routes loaded; control plane debounce `quietPeriod` {q}, `maxDelay` {m} (the\n\
-         defaults, 100 ms / 1 s, would dominate the figure). The file provider adds its own\n\
-         fixed 50 ms quiet period (`control-plane/src/providers/file/mod.rs`, not configurable),\n\
-         so about 50 ms of each sample is that wait. A new route is written to a new file\n\
-         (write aside, then rename into the watched directory) and the proxy is polled with\n\
+         defaults, 100 ms / 1 s, apply only to changes that follow others closely: a lone\n\
+         change compiles at once). A new route is written to a new file (write aside, then\n\
+         rename into the watched directory, which the file provider reads at once; its 50 ms\n\
+         quiet period is for writes still in progress) and the proxy is polled with\n\
          raw HTTP/1.1 requests on loopback until it answers 200, bounded at 10 s.\n\n\
          | samples | p50 ms | p99 ms | max ms | not served within 10 s |\n\
          |---:|---:|---:|---:|---:|\n\
@@ -520,8 +519,9 @@ fn write_control_plane(md: &mut String, c: &control_plane_scale::ControlPlaneSca
         delta_ms = c.delta_ms,
     );
     md.push_str(
-        "The change rewrites the whole 10,000-router file (one rule differs), so its time\n\
-         includes the file provider's fixed 50 ms quiet period and re-reading that file.\n\n",
+        "The change rewrites the whole 10,000-router file (one rule differs, written aside and\n\
+         renamed into place), so its time includes re-reading and parsing that file and\n\
+         compiling all 10,000 routers.\n\n",
     );
 }
 
