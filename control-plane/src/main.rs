@@ -9,6 +9,12 @@ use sluice_control_plane::config::{StaticConfig, StaticConfigSources, default_co
 use sluice_control_plane::{BUILD_VERSION, GIT_COMMIT, init_tracing, run, validate};
 use tokio_util::sync::CancellationToken;
 
+/// Compiling a large configuration allocates and frees millions of small
+/// values; mimalloc does that faster than glibc and returns freed pages, so
+/// the peak after each compile does not stick (docs/benchmarks/kubernetes.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let command = match cli::parse(std::env::args().skip(1)) {
         Ok(command) => command,
