@@ -269,18 +269,7 @@ impl Runtime {
         }
 
         for router in &resources.routers {
-            let compile = || {
-                router
-                    .matcher
-                    .as_ref()
-                    .ok_or(MatcherError::Empty)
-                    .and_then(Matcher::compile)
-                    .map_err(|source| BuildError::Rule {
-                        router: router.name.clone(),
-                        rule: router.rule.clone(),
-                        source,
-                    })
-            };
+            let compile = || router_matcher(router);
             let mut matcher = Some(compile()?);
             let service = services
                 .get(&router.service)
@@ -386,6 +375,20 @@ impl Runtime {
             transports,
         })
     }
+}
+
+/// The compiled matcher of `router`; the error names the router and its rule.
+pub(crate) fn router_matcher(router: &v1::Router) -> Result<Matcher, BuildError> {
+    router
+        .matcher
+        .as_ref()
+        .ok_or(MatcherError::Empty)
+        .and_then(Matcher::compile)
+        .map_err(|source| BuildError::Rule {
+            router: router.name.clone(),
+            rule: router.rule.clone(),
+            source,
+        })
 }
 
 #[cfg(test)]

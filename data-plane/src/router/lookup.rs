@@ -9,9 +9,9 @@ use http::{HeaderMap, Method};
 use sluice_proto::v1;
 
 use super::index::{Route, RouterTable, default_priority};
-use super::matcher::{Matcher, MatcherError, RequestView, canonical_host};
+use super::matcher::{RequestView, canonical_host};
 use super::path::normalize;
-use crate::runtime::BuildError;
+use crate::runtime::{BuildError, router_matcher};
 
 /// The routers of one entry point, compiled and indexed as the proxy's
 /// runtime does it, with no services or middlewares behind them.
@@ -34,16 +34,7 @@ impl RouterIndex {
         let routes = routers
             .into_iter()
             .map(|router| {
-                let matcher = router
-                    .matcher
-                    .as_ref()
-                    .ok_or(MatcherError::Empty)
-                    .and_then(Matcher::compile)
-                    .map_err(|source| BuildError::Rule {
-                        router: router.name.clone(),
-                        rule: router.rule.clone(),
-                        source,
-                    })?;
+                let matcher = router_matcher(router)?;
                 Ok(Arc::new(Route {
                     name: router.name.clone(),
                     priority: default_priority(router.priority, &router.rule),

@@ -343,7 +343,7 @@ mod tests {
     use tokio::net::TcpListener;
     use tokio_util::sync::CancellationToken;
 
-    use crate::proxy_tests::{echo_backend, eventually};
+    use crate::proxy_tests::{echo_backend, eventually, service};
     use crate::service::{ServiceBuilder, UpstreamConfig};
 
     fn mirroring(percents: &[u32], shared: &SharedState) -> Mirroring {
@@ -459,22 +459,6 @@ mod tests {
         assert!(!full.body().is_end_stream());
     }
 
-    fn balancer(name: &str, url: &str) -> v1::Service {
-        v1::Service {
-            name: name.into(),
-            kind: Some(v1::service::Kind::LoadBalancer(v1::LoadBalancer {
-                servers: vec![v1::Server {
-                    url: url.into(),
-                    weight: 1,
-                    preserve_path: false,
-                }],
-                pass_host_header: true,
-                ..Default::default()
-            })),
-            ..Default::default()
-        }
-    }
-
     /// A server that accepts connections, keeps them open and never answers;
     /// with the number of connections it accepted.
     async fn silent_server() -> (String, Arc<AtomicUsize>) {
@@ -513,8 +497,8 @@ mod tests {
         let main = echo_backend().await;
         let (silent, accepted) = silent_server().await;
         let services = vec![
-            balancer("main", &format!("http://{main}")),
-            balancer("silent", &silent),
+            service("main", &format!("http://{main}"), None),
+            service("silent", &silent, None),
             v1::Service {
                 name: "m".into(),
                 kind: Some(v1::service::Kind::Mirroring(v1::MirroringService {

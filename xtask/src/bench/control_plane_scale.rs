@@ -20,8 +20,8 @@ use anyhow::{Context, bail};
 
 use super::contenders::{ControlPlane, memory_kib, release_bin, sluice_dynamic, write_config};
 use super::propagation::DEBOUNCE;
-use super::scale_route;
 use super::watchers::{self, Watchers};
+use super::{scale_route, wait_bounded};
 
 /// Routers loaded.
 pub(crate) const ROUTERS: usize = 10_000;
@@ -144,17 +144,13 @@ fn validate(config: &Path, routers: usize) -> anyhow::Result<f64> {
         .stderr(output)
         .spawn()
         .context("starting sluice-control-plane validate")?;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > BOUND {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("`validate` ran past {BOUND:?} and was stopped");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
+    let status = wait_bounded(
+        &mut child,
+        started,
+        BOUND,
+        Duration::from_millis(1),
+        "`validate`",
+    )?;
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
     let printed = std::fs::read_to_string(&output_path)?;
     let expected = format!("configuration is valid: {routers} routers");

@@ -516,3 +516,25 @@ fn install_tools(results: &mut Results) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Waits for `child`, started at `started`, polling every `poll`; once it has
+/// run for `bound` it is killed and the error names `what`.
+pub(crate) fn wait_bounded(
+    child: &mut std::process::Child,
+    started: std::time::Instant,
+    bound: Duration,
+    poll: Duration,
+    what: &str,
+) -> anyhow::Result<std::process::ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} ran past {bound:?} and was stopped");
+        }
+        std::thread::sleep(poll);
+    }
+}

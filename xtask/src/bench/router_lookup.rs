@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use super::wait_bounded;
 use crate::workspace_root;
 
 /// The cargo arguments that run the benchmark (criterion's follow `--`).
@@ -68,17 +69,13 @@ pub(crate) fn run(quick: bool, log: &Path) -> anyhow::Result<Vec<Estimate>> {
         text
     });
     let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > BOUND {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("the router lookup benchmark ran past {BOUND:?} and was stopped");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_bounded(
+        &mut child,
+        started,
+        BOUND,
+        Duration::from_millis(100),
+        "the router lookup benchmark",
+    )?;
     let output = reader.join().unwrap_or_default();
     if !status.success() {
         bail!(
