@@ -121,21 +121,42 @@ pub(crate) fn leaf(kind: Kind) -> v1::Matcher {
     v1::Matcher { kind: Some(kind) }
 }
 
-pub(crate) fn service(name: &str, url: &str, health_check: Option<v1::HealthCheck>) -> v1::Service {
+/// A `loadBalancer` service over `urls`, each of weight 1.
+pub(crate) fn load_balancer(name: &str, urls: &[&str]) -> v1::Service {
     v1::Service {
         name: name.into(),
         kind: Some(v1::service::Kind::LoadBalancer(v1::LoadBalancer {
-            servers: vec![v1::Server {
-                url: url.into(),
-                weight: 1,
-                preserve_path: false,
-            }],
+            servers: urls
+                .iter()
+                .map(|url| v1::Server {
+                    url: (*url).into(),
+                    weight: 1,
+                    preserve_path: false,
+                })
+                .collect(),
             pass_host_header: true,
-            health_check,
             ..Default::default()
         })),
         ..Default::default()
     }
+}
+
+/// A `loadBalancer` service over one server, with `health_check`.
+pub(crate) fn service(name: &str, url: &str, health_check: Option<v1::HealthCheck>) -> v1::Service {
+    let mut service = load_balancer(name, &[url]);
+    if let Some(v1::service::Kind::LoadBalancer(balancer)) = &mut service.kind {
+        balancer.health_check = health_check;
+    }
+    service
+}
+
+/// An address on 127.0.0.1 where nothing listens (connections are refused).
+pub(crate) async fn refused_address() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 pub(crate) fn router(name: &str, matcher: v1::Matcher, service: &str) -> v1::Router {
@@ -424,11 +445,7 @@ async fn failed_builds_keep_the_old_runtime() {
 
 #[tokio::test]
 async fn dead_backends_give_502_then_503_once_unhealthy() {
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = refused_address().await;
     let mut harness = Harness::new();
     let update = catch_all(
         "1-a",

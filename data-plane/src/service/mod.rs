@@ -307,27 +307,9 @@ impl<'a> ServiceBuilder<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy_tests::load_balancer;
     use sluice_proto::v1::{FailoverService, MirroringService, WeightedService, WeightedTarget};
     use tokio_util::sync::CancellationToken;
-
-    fn lb(name: &str, urls: &[&str]) -> v1::Service {
-        v1::Service {
-            name: name.into(),
-            kind: Some(Kind::LoadBalancer(v1::LoadBalancer {
-                servers: urls
-                    .iter()
-                    .map(|u| v1::Server {
-                        url: (*u).into(),
-                        weight: 1,
-                        preserve_path: false,
-                    })
-                    .collect(),
-                pass_host_header: true,
-                ..Default::default()
-            })),
-            ..Default::default()
-        }
-    }
 
     fn weighted(name: &str, children: &[(&str, u32)]) -> v1::Service {
         v1::Service {
@@ -392,8 +374,8 @@ mod tests {
     #[test]
     fn weighted_over_balancers() {
         let services = vec![
-            lb("a", &["http://a1", "http://a2"]),
-            lb("b", &["http://b1"]),
+            load_balancer("a", &["http://a1", "http://a2"]),
+            load_balancer("b", &["http://b1"]),
             weighted("w", &[("a", 2), ("b", 1)]),
         ];
         let shared = shared();
@@ -430,8 +412,8 @@ mod tests {
     #[test]
     fn mirroring_resolves_its_services() {
         let services = vec![
-            lb("main", &["http://m1"]),
-            lb("copy", &["http://c1"]),
+            load_balancer("main", &["http://m1"]),
+            load_balancer("copy", &["http://c1"]),
             v1::Service {
                 name: "m".into(),
                 kind: Some(Kind::Mirroring(MirroringService {
@@ -470,7 +452,7 @@ mod tests {
 
     #[test]
     fn sticky_balancer_keeps_the_client_on_its_server() {
-        let mut service = lb("app", &["http://a1", "http://a2", "http://a3"]);
+        let mut service = load_balancer("app", &["http://a1", "http://a2", "http://a3"]);
         if let Some(Kind::LoadBalancer(config)) = &mut service.kind {
             config.sticky = sticky("s");
             config.health_check = Some(v1::HealthCheck::default());
@@ -512,7 +494,7 @@ mod tests {
 
     #[test]
     fn sticky_weighted_and_balancer_cookies_nest() {
-        let mut a = lb("a", &["http://a1", "http://a2"]);
+        let mut a = load_balancer("a", &["http://a1", "http://a2"]);
         if let Some(Kind::LoadBalancer(config)) = &mut a.kind {
             config.sticky = sticky("inner");
         }
@@ -520,7 +502,7 @@ mod tests {
         if let Some(Kind::Weighted(config)) = &mut w.kind {
             config.sticky = sticky("outer");
         }
-        let services = vec![a, lb("b", &["http://b1"]), w];
+        let services = vec![a, load_balancer("b", &["http://b1"]), w];
         let shared = shared();
         let w = ServiceBuilder::new(&services, &shared).get("w").unwrap();
 
@@ -549,13 +531,13 @@ mod tests {
 
     #[test]
     fn failover_uses_fallback_when_main_is_down() {
-        let mut main = lb("main", &["http://m1"]);
+        let mut main = load_balancer("main", &["http://m1"]);
         if let Some(Kind::LoadBalancer(config)) = &mut main.kind {
             config.health_check = Some(v1::HealthCheck::default());
         }
         let services = vec![
             main,
-            lb("fallback", &["http://f1"]),
+            load_balancer("fallback", &["http://f1"]),
             v1::Service {
                 name: "fo".into(),
                 kind: Some(Kind::Failover(FailoverService {

@@ -17,7 +17,9 @@ use hyper_util::server::conn::auto;
 use sluice_proto::v1::{self, service::Kind};
 use tokio::net::TcpListener;
 
-use crate::proxy_tests::{Harness, catch_all, eventually, full, leaf, router};
+use crate::proxy_tests::{
+    Harness, catch_all, eventually, full, leaf, load_balancer, refused_address, router,
+};
 
 /// A request as a backend got it.
 #[derive(Debug, Clone)]
@@ -109,22 +111,9 @@ impl Backend {
 
 /// A `loadBalancer` service over `backends`.
 fn balancer(name: &str, backends: &[&Backend]) -> v1::Service {
-    v1::Service {
-        name: name.into(),
-        kind: Some(Kind::LoadBalancer(v1::LoadBalancer {
-            servers: backends
-                .iter()
-                .map(|b| v1::Server {
-                    url: b.url(),
-                    weight: 1,
-                    preserve_path: false,
-                })
-                .collect(),
-            pass_host_header: true,
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
+    let urls: Vec<String> = backends.iter().map(|backend| backend.url()).collect();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    load_balancer(name, &urls)
 }
 
 fn sticky_cookie(cookie: v1::StickyCookie) -> Option<v1::Sticky> {
@@ -381,38 +370,44 @@ async fn weighted_sticky_keeps_the_client_on_its_child() {
     assert_eq!(green.count(), 13);
 }
 
-/// A mirroring service `mirrored@test` over `main@test` with the mirrors
-/// `(service, percent)`, routed for every path.
-fn mirrored(
-    version: &str,
-    config: v1::MirroringService,
+/// A harness serving every path with `mirrored@test`: `main@test` with
+/// copies to `mirrors` (`(service, percent)`), over `services`.
+async fn mirrored(
+    mirror_body: bool,
+    max_body_size: i64,
+    mirrors: &[(&str, u32)],
     services: Vec<v1::Service>,
-) -> sluice_proto::v1::SnapshotUpdate {
+) -> Harness {
+    let config = v1::MirroringService {
+        service: "main@test".into(),
+        mirror_body,
+        max_body_size,
+        mirrors: mirrors
+            .iter()
+            .map(|(name, percent)| v1::MirrorTarget {
+                name: (*name).into(),
+                percent: *percent,
+            })
+            .collect(),
+    };
     let mut all = services;
     all.push(v1::Service {
         name: "mirrored@test".into(),
         kind: Some(Kind::Mirroring(config)),
         ..Default::default()
     });
-    full(
-        version,
+    let update = full(
+        "1-a",
         vec![router(
             "app@test",
             leaf(v1::matcher::Kind::PathPrefix("/".into())),
             "mirrored@test",
         )],
         all,
-    )
-}
-
-fn mirrors(mirrors: &[(&str, u32)]) -> Vec<v1::MirrorTarget> {
-    mirrors
-        .iter()
-        .map(|(name, percent)| v1::MirrorTarget {
-            name: (*name).into(),
-            percent: *percent,
-        })
-        .collect()
+    );
+    let mut harness = Harness::new();
+    harness.applier.apply(update).await.unwrap();
+    harness
 }
 
 #[tokio::test]
@@ -420,23 +415,17 @@ async fn mirrors_get_their_percentage_of_requests_with_the_body() {
     let main = Backend::start("main").await;
     let half = Backend::start("half").await;
     let all = Backend::start("all").await;
-    let mut harness = Harness::new();
-    let config = v1::MirroringService {
-        service: "main@test".into(),
-        mirror_body: true,
-        max_body_size: -1,
-        mirrors: mirrors(&[("half@test", 50), ("all@test", 100)]),
-    };
-    let update = mirrored(
-        "1-a",
-        config,
+    let harness = mirrored(
+        true,
+        -1,
+        &[("half@test", 50), ("all@test", 100)],
         vec![
             balancer("main@test", &[&main]),
             balancer("half@test", &[&half]),
             balancer("all@test", &[&all]),
         ],
-    );
-    harness.applier.apply(update).await.unwrap();
+    )
+    .await;
 
     for _ in 0..20 {
         let answer = send(&harness, "POST", None, b"payload").await;
@@ -468,22 +457,16 @@ async fn mirrors_get_their_percentage_of_requests_with_the_body() {
 async fn mirror_body_false_sends_copies_without_it() {
     let main = Backend::start("main").await;
     let copy = Backend::start("copy").await;
-    let mut harness = Harness::new();
-    let config = v1::MirroringService {
-        service: "main@test".into(),
-        mirror_body: false,
-        max_body_size: -1,
-        mirrors: mirrors(&[("copy@test", 100)]),
-    };
-    let update = mirrored(
-        "1-a",
-        config,
+    let harness = mirrored(
+        false,
+        -1,
+        &[("copy@test", 100)],
         vec![
             balancer("main@test", &[&main]),
             balancer("copy@test", &[&copy]),
         ],
-    );
-    harness.applier.apply(update).await.unwrap();
+    )
+    .await;
     let answer = send(&harness, "PUT", None, b"the body").await;
     assert_eq!(answer.body, "main");
     let copy_ref = &copy;
@@ -504,22 +487,16 @@ async fn mirror_body_false_sends_copies_without_it() {
 async fn a_body_over_max_body_size_is_served_but_not_mirrored() {
     let main = Backend::start("main").await;
     let copy = Backend::start("copy").await;
-    let mut harness = Harness::new();
-    let config = v1::MirroringService {
-        service: "main@test".into(),
-        mirror_body: true,
-        max_body_size: 8,
-        mirrors: mirrors(&[("copy@test", 100)]),
-    };
-    let update = mirrored(
-        "1-a",
-        config,
+    let harness = mirrored(
+        true,
+        8,
+        &[("copy@test", 100)],
         vec![
             balancer("main@test", &[&main]),
             balancer("copy@test", &[&copy]),
         ],
-    );
-    harness.applier.apply(update).await.unwrap();
+    )
+    .await;
 
     let answer = send(&harness, "POST", None, b"nine bytes, more than eight").await;
     assert_eq!(
@@ -539,32 +516,15 @@ async fn a_body_over_max_body_size_is_served_but_not_mirrored() {
 #[tokio::test]
 async fn a_dead_mirror_changes_nothing_for_the_client() {
     let main = Backend::start("main").await;
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let mut harness = Harness::new();
-    let mut dead_service = balancer("dead@test", &[]);
-    if let Some(Kind::LoadBalancer(config)) = &mut dead_service.kind {
-        config.servers.push(v1::Server {
-            url: format!("http://{dead}"),
-            weight: 1,
-            preserve_path: false,
-        });
-    }
-    let config = v1::MirroringService {
-        service: "main@test".into(),
-        mirror_body: true,
-        max_body_size: -1,
-        mirrors: mirrors(&[("dead@test", 100)]),
-    };
-    let update = mirrored(
-        "1-a",
-        config,
+    let dead = refused_address().await;
+    let dead_service = load_balancer("dead@test", &[&format!("http://{dead}")]);
+    let harness = mirrored(
+        true,
+        -1,
+        &[("dead@test", 100)],
         vec![balancer("main@test", &[&main]), dead_service],
-    );
-    harness.applier.apply(update).await.unwrap();
+    )
+    .await;
     for _ in 0..5 {
         let answer = send(&harness, "POST", None, b"x").await;
         assert_eq!(
@@ -583,7 +543,6 @@ async fn a_mirror_can_be_any_service_and_mirroring_can_be_sticky() {
     let two = Backend::start("two").await;
     let copy_a = Backend::start("copy-a").await;
     let copy_b = Backend::start("copy-b").await;
-    let mut harness = Harness::new();
     let mut main = balancer("main@test", &[&one, &two]);
     if let Some(Kind::LoadBalancer(config)) = &mut main.kind {
         config.sticky = sticky_cookie(v1::StickyCookie {
@@ -608,23 +567,18 @@ async fn a_mirror_can_be_any_service_and_mirroring_can_be_sticky() {
         })),
         ..Default::default()
     };
-    let config = v1::MirroringService {
-        service: "main@test".into(),
-        mirror_body: true,
-        max_body_size: -1,
-        mirrors: mirrors(&[("copies@test", 100)]),
-    };
-    let update = mirrored(
-        "1-a",
-        config,
+    let harness = mirrored(
+        true,
+        -1,
+        &[("copies@test", 100)],
         vec![
             main,
             copies,
             balancer("copy-a@test", &[&copy_a]),
             balancer("copy-b@test", &[&copy_b]),
         ],
-    );
-    harness.applier.apply(update).await.unwrap();
+    )
+    .await;
     let first = get(&harness, None).await;
     let cookie = first.cookies().remove(0);
     for _ in 0..5 {
