@@ -62,10 +62,34 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A command that does not inherit what `cargo run` set for xtask itself.
+/// Build scripts (ring's among them) rerun when `CARGO_MANIFEST_DIR` or
+/// `CARGO_PKG_NAME` differ, so a nested `cargo build` would otherwise
+/// rebuild them and everything above them after every plain `cargo build`.
+fn command(program: &str) -> Command {
+    const SET_FOR_XTASK: [&str; 5] = [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+    ];
+    let mut command = Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        let inherited = name
+            .to_str()
+            .is_some_and(|name| SET_FOR_XTASK.iter().any(|prefix| name.starts_with(prefix)));
+        if inherited {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// Runs a command from the workspace root, failing when it fails.
 fn run_step(program: &str, args: &[&str]) -> anyhow::Result<()> {
     eprintln!("xtask: $ {program} {}", args.join(" "));
-    let status = Command::new(program)
+    let status = command(program)
         .args(args)
         .current_dir(workspace_root())
         .status()

@@ -8,7 +8,7 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -46,7 +46,7 @@ pub(crate) fn timing(quick: bool) -> (&'static str, &'static str) {
 /// Runs the benchmark (already built), stderr to `log`; its estimates.
 pub(crate) fn run(quick: bool, log: &Path) -> anyhow::Result<Vec<Estimate>> {
     let (warm_up, measurement) = timing(quick);
-    let mut child = Command::new("cargo")
+    let mut child = crate::command("cargo")
         .args(CARGO_ARGS)
         .args([
             "--",
