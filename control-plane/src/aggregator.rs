@@ -13,14 +13,14 @@
 //! half-gathered configuration.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::compiler::{CompileInput, compile};
+use crate::compiler::{CompileInput, Compiler};
 use crate::config::{DebounceConfig, EntryPointConfig};
 use crate::providers::ProviderUpdate;
 use crate::store::SnapshotStore;
@@ -58,6 +58,8 @@ pub(crate) struct Aggregator {
     entry_points: Arc<BTreeMap<String, EntryPointConfig>>,
     store: Arc<SnapshotStore>,
     debounce: Debounce,
+    /// Used by one compilation at a time (they run one after the other).
+    compiler: Arc<Mutex<Compiler>>,
 }
 
 impl Aggregator {
@@ -70,6 +72,7 @@ impl Aggregator {
             entry_points: Arc::new(entry_points),
             store,
             debounce,
+            compiler: Arc::default(),
         }
     }
 
@@ -91,7 +94,10 @@ impl Aggregator {
             let Some(first) = first else {
                 return;
             };
-            Arc::make_mut(&mut latest).insert(first.provider.clone(), first);
+            // Freeing a large replaced configuration waits until the
+            // snapshot is out.
+            let mut replaced = Vec::new();
+            replaced.extend(Arc::make_mut(&mut latest).insert(first.provider.clone(), first));
             let now = Instant::now();
             let after_a_quiet_period = previous_change
                 .is_some_and(|previous| now - previous >= self.debounce.quiet_period);
@@ -105,7 +111,9 @@ impl Aggregator {
                         update = updates.recv() => match update {
                             Some(update) => {
                                 previous_change = Some(Instant::now());
-                                Arc::make_mut(&mut latest).insert(update.provider.clone(), update);
+                                replaced.extend(
+                                    Arc::make_mut(&mut latest).insert(update.provider.clone(), update),
+                                );
                             }
                             None => break,
                         },
@@ -115,6 +123,7 @@ impl Aggregator {
                 }
             }
             self.compile_and_publish(Arc::clone(&latest)).await;
+            drop(replaced);
         }
     }
 
@@ -122,14 +131,17 @@ impl Aggregator {
     async fn compile_and_publish(&self, providers: Arc<BTreeMap<String, ProviderUpdate>>) {
         let entry_points = Arc::clone(&self.entry_points);
         let store = Arc::clone(&self.store);
+        let compiler = Arc::clone(&self.compiler);
         let result = tokio::task::spawn_blocking(move || {
+            // A compilation that panicked left a cache that is still consistent.
+            let mut compiler = compiler.lock().unwrap_or_else(PoisonError::into_inner);
             let started = std::time::Instant::now();
             let previous = store.current();
             let previous_certificates = previous
                 .as_ref()
                 .and_then(|published| published.snapshot.resources.as_ref())
                 .map_or(&[][..], |resources| &resources.certificates);
-            let compiled = compile(CompileInput {
+            let compiled = compiler.compile(CompileInput {
                 entry_points: &entry_points,
                 providers: &providers,
                 previous_certificates,

@@ -110,7 +110,13 @@ pub struct SnapshotStore {
     report: watch::Sender<Arc<CompileReport>>,
     history: Mutex<VecDeque<Arc<ContentIndex>>>,
     history_size: usize,
+    /// The latest deltas by (held version, target version): the proxies of
+    /// a fleet usually hold the same version, and one diff serves them all.
+    deltas: Mutex<VecDeque<(String, String, SnapshotUpdate)>>,
 }
+
+/// Deltas kept for proxies that ask for the same one.
+const DELTAS_KEPT: usize = 8;
 
 impl SnapshotStore {
     /// An empty store keeping `history_size` past snapshots for deltas.
@@ -120,6 +126,7 @@ impl SnapshotStore {
             report: watch::Sender::new(Arc::default()),
             history: Mutex::new(VecDeque::new()),
             history_size: history_size.max(1),
+            deltas: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -206,16 +213,7 @@ impl SnapshotStore {
                 upserts: Some(Resources::default()),
                 removals: Vec::new(),
             },
-            Some(Some(base)) => {
-                let (upserts, removals) = diff(&base, target.resources());
-                SnapshotUpdate {
-                    version: target.version().to_owned(),
-                    base_version: held.to_owned(),
-                    full_state: false,
-                    upserts: Some(upserts),
-                    removals,
-                }
-            }
+            Some(Some(base)) => self.delta(held, &base, target),
             None => SnapshotUpdate {
                 version: target.version().to_owned(),
                 base_version: String::new(),
@@ -224,6 +222,34 @@ impl SnapshotStore {
                 removals: Vec::new(),
             },
         }
+    }
+
+    /// The delta from `held` (whose index is `base`) to `target`, computed
+    /// once for every proxy that holds `held`.
+    fn delta(&self, held: &str, base: &ContentIndex, target: &Published) -> SnapshotUpdate {
+        let is_wanted = |(from, to, _): &(String, String, SnapshotUpdate)| {
+            from == held && to == target.version()
+        };
+        let deltas = || self.deltas.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, _, update)) = deltas().iter().find(|delta| is_wanted(delta)) {
+            return update.clone();
+        }
+        let (upserts, removals) = diff(base, target.resources());
+        let update = SnapshotUpdate {
+            version: target.version().to_owned(),
+            base_version: held.to_owned(),
+            full_state: false,
+            upserts: Some(upserts),
+            removals,
+        };
+        let mut deltas = deltas();
+        if !deltas.iter().any(is_wanted) {
+            if deltas.len() == DELTAS_KEPT {
+                deltas.pop_front();
+            }
+            deltas.push_back((held.to_owned(), target.version().to_owned(), update.clone()));
+        }
+        update
     }
 }
 
@@ -342,6 +368,29 @@ mod tests {
                 name: "c@file".to_owned()
             }]
         );
+    }
+
+    #[test]
+    fn proxies_holding_one_version_get_one_delta_and_others_their_own() {
+        let store = SnapshotStore::new(4);
+        let first = store.publish(compiled(&[("a@file", "1")])).unwrap();
+        let second = store
+            .publish(compiled(&[("a@file", "1"), ("b@file", "1")]))
+            .unwrap();
+        let target = store
+            .publish(compiled(&[("a@file", "2"), ("b@file", "1")]))
+            .unwrap();
+        let upserted = |update: &SnapshotUpdate| -> Vec<String> {
+            let upserts = update.upserts.as_ref().unwrap();
+            upserts.routers.iter().map(|r| r.name.clone()).collect()
+        };
+        let from_second = store.update_for(second.version(), &target);
+        assert_eq!(upserted(&from_second), ["a@file"]);
+        assert_eq!(store.update_for(second.version(), &target), from_second);
+        let from_first = store.update_for(first.version(), &target);
+        assert_eq!(from_first.base_version, first.version());
+        assert_eq!(upserted(&from_first), ["a@file", "b@file"]);
+        assert_eq!(store.update_for(second.version(), &target), from_second);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use sluice_proto::v1::{Certificate, TlsClientAuth, TlsDomain, TlsOptions, TlsStore};
 
 use super::qualify;
-use super::report::{CompileReport, ResourceKindName};
+use super::report::{CompileReport, ResourceKindName, shown};
 use super::tls_options::check_options;
 use crate::dynamic::{TlsCertificateConfig, TlsOptionsConfig};
 use crate::providers::ProviderUpdate;
@@ -49,7 +49,7 @@ pub(super) fn compile_tls(
                         "certificate",
                         &format!("{origin_key}@{}", update.provider),
                     );
-                    report.register(&key, update, serde_json::to_value(config).ok());
+                    report.register(&key, update, shown(config));
                     match last_good(previous, &config.cert_file) {
                         Some(certificate) => {
                             report.error_on_shipped(
@@ -73,7 +73,7 @@ pub(super) fn compile_tls(
                 qualify(name, &update.provider)
             };
             let key = ResourceKindName::qualified("tlsOptions", &qualified);
-            report.register(&key, update, serde_json::to_value(config).ok());
+            report.register(&key, update, shown(config));
             if options.contains_key(&qualified) {
                 report.error(
                     &key,
@@ -90,7 +90,7 @@ pub(super) fn compile_tls(
         }
         for (name, config) in &tls.stores {
             let key = ResourceKindName::qualified("tlsStore", name);
-            report.register(&key, update, serde_json::to_value(config).ok());
+            report.register(&key, update, shown(config));
             let default_certificate = match &config.default_certificate {
                 Some(files) => {
                     let as_certificate = TlsCertificateConfig {

@@ -9,7 +9,7 @@ use sluice_proto::v1::{
     TlsOptions,
 };
 
-use super::report::{CompileReport, ResourceKindName};
+use super::report::{CompileReport, ResourceKindName, shown};
 use crate::config::{EntryPointConfig, Protocol};
 
 /// Entry points as they ship, plus what routers need to know about them.
@@ -37,7 +37,7 @@ pub fn compile_entry_points(
     let mut compiled = CompiledEntryPoints::default();
     for (name, config) in entry_points {
         let key = ResourceKindName::qualified("entryPoint", name);
-        report.register_static(&key, serde_json::to_value(config).ok());
+        report.register_static(&key, shown(config));
         if config.address.protocol == Protocol::Udp {
             report.error(&key, "UDP entry points are not supported".to_owned());
             continue;

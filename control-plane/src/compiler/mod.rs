@@ -29,6 +29,7 @@ use crate::config::EntryPointConfig;
 use crate::providers::ProviderUpdate;
 
 pub use entry_point::compile_entry_points;
+use report::shown;
 pub use report::{CompileError, CompileReport, ResourceKindName, ResourceStatus};
 
 pub(crate) use middleware::{MiddlewareContext, compile_middleware};
@@ -54,9 +55,28 @@ pub struct Compiled {
     pub report: CompileReport,
 }
 
-/// Compiles the merged configuration. Never fails as a whole: problems are
-/// reported per resource in [`Compiled::report`].
+/// Compiles the merged configuration once. Never fails as a whole: problems
+/// are reported per resource in [`Compiled::report`].
 pub fn compile(input: CompileInput<'_>) -> Compiled {
+    Compiler::default().compile(input)
+}
+
+/// A compiler that remembers what it compiled, so compiling again after a
+/// small change costs little more than the change (see [`router`]).
+#[derive(Debug, Default)]
+pub struct Compiler {
+    routers: router::RouterCache,
+}
+
+impl Compiler {
+    /// Compiles the merged configuration; the result is the same as
+    /// [`compile`]'s.
+    pub fn compile(&mut self, input: CompileInput<'_>) -> Compiled {
+        compile_with(input, &mut self.routers)
+    }
+}
+
+fn compile_with(input: CompileInput<'_>, router_cache: &mut router::RouterCache) -> Compiled {
     let mut report = CompileReport::default();
     for update in input.providers.values() {
         for error in &update.errors {
@@ -80,6 +100,7 @@ pub fn compile(input: CompileInput<'_>) -> Compiled {
             tls_options: &tls.options,
         },
         &mut report,
+        router_cache,
     );
 
     let mut resources = Resources {
@@ -111,7 +132,7 @@ fn middleware_stage(
         };
         for (name, config) in &http.middlewares {
             let key = ResourceKindName::middleware(&update.provider, name);
-            report.register(&key, update, serde_json::to_value(config).ok());
+            report.register(&key, update, shown(config));
             if let Err(message) = check_plain_name(name) {
                 report.error(&key, message);
                 continue;
@@ -229,24 +250,28 @@ fn check_plain_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Sorts every list by name and stamps each resource with its content version.
+/// Sorts every list by name and stamps each resource with its content
+/// version (routers come stamped from their cache).
 fn seal(resources: &mut Resources) {
     fn seal_list<T: ResourceNames + Message>(list: &mut [T]) {
         list.sort_by(|a, b| a.name().cmp(b.name()));
-        for resource in list {
-            resource.set_content_version(String::new());
-            let digest = Sha256::digest(resource.encode_to_vec());
-            resource.set_content_version(hex::encode(&digest[..8]));
-        }
+        list.iter_mut().for_each(stamp_content_version);
     }
     seal_list(&mut resources.entry_points);
-    seal_list(&mut resources.routers);
+    resources.routers.sort_by(|a, b| a.name.cmp(&b.name));
     seal_list(&mut resources.services);
     seal_list(&mut resources.middlewares);
     seal_list(&mut resources.certificates);
     seal_list(&mut resources.tls_options);
     seal_list(&mut resources.tls_stores);
     seal_list(&mut resources.servers_transports);
+}
+
+/// Sets a resource's content version: a hash of its encoding without one.
+fn stamp_content_version<T: ResourceNames + Message>(resource: &mut T) {
+    resource.set_content_version(String::new());
+    let digest = Sha256::digest(resource.encode_to_vec());
+    resource.set_content_version(hex::encode(&digest[..8]));
 }
 
 /// The hash of a whole resource set: every (kind, name, content version).

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -77,7 +78,7 @@ pub struct ResourceStatus {
     pub errors: Vec<String>,
     /// The configuration as the provider gave it, secrets redacted.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub config: Option<Value>,
+    pub config: Option<Arc<Value>>,
 }
 
 /// One problem, naming the resource and where it was defined.
@@ -134,7 +135,7 @@ impl CompileReport {
         &mut self,
         key: &ResourceKindName,
         update: &ProviderUpdate,
-        mut config: Option<Value>,
+        config: Option<Arc<Value>>,
     ) {
         let plain = key
             .name
@@ -144,9 +145,6 @@ impl CompileReport {
             .origins
             .get(&format!("{}.{plain}", key.model_section()))
             .cloned();
-        if let Some(config) = &mut config {
-            redact_secrets(config);
-        }
         self.resources.insert(
             key.clone(),
             ResourceStatus {
@@ -162,7 +160,7 @@ impl CompileReport {
     }
 
     /// Records a resource that needs no provider (entry points).
-    pub(crate) fn register_static(&mut self, key: &ResourceKindName, config: Option<Value>) {
+    pub(crate) fn register_static(&mut self, key: &ResourceKindName, config: Option<Arc<Value>>) {
         self.resources.insert(
             key.clone(),
             ResourceStatus {
@@ -241,6 +239,14 @@ impl CompileReport {
 }
 
 /// Replaces password hashes and private keys with a marker, in place.
+/// A resource's configuration as the admin API shows it: secrets redacted,
+/// shared between compilations that keep it.
+pub(crate) fn shown<T: Serialize>(config: &T) -> Option<Arc<Value>> {
+    let mut value = serde_json::to_value(config).ok()?;
+    redact_secrets(&mut value);
+    Some(Arc::new(value))
+}
+
 pub(crate) fn redact_secrets(value: &mut Value) {
     const MARKER: &str = "<redacted>";
     match value {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use sluice_proto::v1::{ClientCertificate, ServersTransport, Service, service::Kind};
 
 use super::certificate::read_pem;
-use super::report::{CompileReport, ResourceKindName};
+use super::report::{CompileReport, ResourceKindName, shown};
 use super::{check_plain_name, qualify};
 use crate::dynamic::ServersTransportConfig;
 use crate::providers::ProviderUpdate;
@@ -26,7 +26,7 @@ pub(super) fn compile_servers_transports(
         for (name, config) in &http.servers_transports {
             let qualified = qualify(name, &update.provider);
             let key = ResourceKindName::qualified("serversTransport", &qualified);
-            report.register(&key, update, serde_json::to_value(config).ok());
+            report.register(&key, update, shown(config));
             match check_plain_name(name).and_then(|()| compile(&qualified, config)) {
                 Ok(transport) => {
                     compiled.insert(qualified, transport);

@@ -10,7 +10,7 @@ use sluice_proto::v1::{
     WeightedService, WeightedTarget, service::Kind,
 };
 
-use super::report::{CompileReport, ResourceKindName};
+use super::report::{CompileReport, ResourceKindName, shown};
 use super::{check_plain_name, qualify};
 use crate::dynamic::{HealthCheckConfig, LoadBalancerConfig, ServiceConfig, StickyConfig};
 use crate::providers::ProviderUpdate;
@@ -30,7 +30,7 @@ pub(super) fn compile_services(
         };
         for (name, config) in &http.services {
             let key = ResourceKindName::service(&update.provider, name);
-            report.register(&key, update, serde_json::to_value(config).ok());
+            report.register(&key, update, shown(config));
             let compiled = check_plain_name(name)
                 .and_then(|()| compile_service(config, &update.provider, http));
             match compiled {

@@ -480,3 +480,59 @@ fn a_mismatched_key_is_reported_and_the_previous_certificate_kept() {
     assert!(dropped.resources.certificates.is_empty());
     assert_eq!(dropped.report.errors.len(), 1);
 }
+
+#[test]
+fn a_compiler_reuses_unchanged_routers_and_recompiles_when_what_they_name_changes() {
+    let entry_points = entry_points(&["web"]);
+    let compile_with = |compiler: &mut Compiler, yaml: &str| {
+        let update = provider("file", yaml);
+        let providers = BTreeMap::from([(update.provider.clone(), update)]);
+        let input = CompileInput {
+            entry_points: &entry_points,
+            providers: &providers,
+            previous_certificates: &[],
+        };
+        let once = compile(input);
+        let cached = compiler.compile(input);
+        assert_eq!(cached.resources, once.resources, "{yaml}");
+        assert_eq!(cached.report.errors, once.report.errors, "{yaml}");
+        cached
+    };
+    let services = "  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:1\n";
+    let routers = |rule_b: &str| {
+        format!(
+            "http:\n  routers:\n    a:\n      rule: Host(`a.test`)\n      service: s\n    b:\n      rule: {rule_b}\n      service: s\n"
+        )
+    };
+    let mut compiler = Compiler::default();
+    let first = compile_with(
+        &mut compiler,
+        &format!("{}{services}", routers("Host(`b.test`)")),
+    );
+    assert_eq!(router_names(&first), ["a@file", "b@file"]);
+
+    // One router changed: the other keeps its compiled form and version.
+    let second = compile_with(
+        &mut compiler,
+        &format!("{}{services}", routers("Host(`c.test`)")),
+    );
+    assert_eq!(second.resources.routers[0], first.resources.routers[0]);
+    assert_ne!(second.resources.routers[1], first.resources.routers[1]);
+
+    // A broken rule is reported again from the cache, with the same error.
+    let broken = format!("{}{services}", routers("Host(`c.test`"));
+    let third = compile_with(&mut compiler, &broken);
+    let fourth = compile_with(&mut compiler, &broken);
+    assert_eq!(router_names(&fourth), ["a@file"]);
+    assert_eq!(fourth.report.errors, third.report.errors);
+    assert_eq!(errors_of(&fourth, "b@file").len(), 1);
+
+    // The service goes away: unchanged routers must not ship from the cache.
+    let gone = compile_with(&mut compiler, &routers("Host(`c.test`)"));
+    assert_eq!(router_names(&gone), Vec::<&str>::new());
+    assert!(
+        errors_of(&gone, "a@file")[0].contains("service `s@file` does not exist"),
+        "{:?}",
+        errors_of(&gone, "a@file")
+    );
+}

@@ -80,6 +80,8 @@ pub struct FileProvider {
     files: BTreeMap<PathBuf, FileState>,
     /// Why changes are not being watched, reported with every update.
     watch_error: Option<SourceError>,
+    /// Directories that could not be listed, as last read.
+    list_errors: Vec<SourceError>,
     /// Files the configuration references (certificates, keys, CAs).
     referenced: BTreeSet<PathBuf>,
     /// Directories watched for the referenced files.
@@ -94,6 +96,9 @@ enum Source {
 
 #[derive(Debug, Default)]
 struct FileState {
+    /// The text last read, so an unchanged file is not parsed again: with
+    /// thousands of routes in one file, parsing is most of a reload.
+    text: Option<String>,
     /// The last content that parsed.
     config: Option<DynamicConfig>,
     /// Why the current content could not be read or parsed.
@@ -115,6 +120,7 @@ impl FileProvider {
             watch: config.watch,
             files: BTreeMap::new(),
             watch_error: None,
+            list_errors: Vec::new(),
             referenced: BTreeSet::new(),
             watched_directories: BTreeSet::new(),
         })
@@ -122,13 +128,20 @@ impl FileProvider {
 
     /// Reads every file now. A file that fails keeps its last good content.
     pub fn load(&mut self) -> ProviderUpdate {
+        self.refresh();
+        self.update()
+    }
+
+    /// Reads every file; true when any file's content or error changed, or
+    /// a file or listing error came or went.
+    fn refresh(&mut self) -> bool {
         let (found, unreadable) = self.list();
-        let mut errors = Vec::new();
+        let mut list_errors = Vec::new();
         let mut kept_directories = Vec::new();
         for (directory, error) in unreadable {
             let is_root = matches!(&self.source, Source::Directory(root) if *root == directory);
             if error.kind() != io::ErrorKind::NotFound || is_root {
-                errors.push(SourceError {
+                list_errors.push(SourceError {
                     location: directory.display().to_string(),
                     key: None,
                     message: format!("cannot list: {error}"),
@@ -138,13 +151,22 @@ impl FileProvider {
                 kept_directories.push(directory);
             }
         }
+        let mut changed = list_errors != self.list_errors;
+        self.list_errors = list_errors;
+        let before = self.files.len();
         self.files.retain(|path, _| {
             found.contains(path) || kept_directories.iter().any(|kept| path.starts_with(kept))
         });
+        changed |= self.files.len() != before;
         for path in found {
-            self.read(path);
+            changed |= self.read(path);
         }
+        changed
+    }
 
+    /// The update for the files as last read: their configurations merged.
+    fn update(&mut self) -> ProviderUpdate {
+        let mut errors = self.list_errors.clone();
         errors.extend(self.watch_error.clone());
         let mut merged = Merged::default();
         for (path, state) in &self.files {
@@ -177,8 +199,10 @@ impl FileProvider {
         } else {
             None
         };
-        let (mut provider, mut last_sent) = self.load_off_thread().await;
-        if !send(&updates, last_sent.clone(), &shutdown).await {
+        let (mut provider, first) = self.reload_off_thread(true).await;
+        if let Some(first) = first
+            && !send(&updates, first, &shutdown).await
+        {
             return;
         }
         let Some(mut watcher) = watcher else {
@@ -187,14 +211,13 @@ impl FileProvider {
         };
         provider.watch_referenced(&mut watcher);
         while let Some(referenced_changed) = provider.next_change(&mut events, &shutdown).await {
-            let (reloaded, update) = provider.load_off_thread().await;
+            let (reloaded, update) = provider.reload_off_thread(referenced_changed).await;
             provider = reloaded;
             provider.watch_referenced(&mut watcher);
-            if update != last_sent || referenced_changed {
-                if !send(&updates, update.clone(), &shutdown).await {
-                    return;
-                }
-                last_sent = update;
+            if let Some(update) = update
+                && !send(&updates, update, &shutdown).await
+            {
+                return;
             }
         }
     }
@@ -212,55 +235,56 @@ impl FileProvider {
         (found, unreadable)
     }
 
-    /// Reads and parses one file into its state.
-    fn read(&mut self, path: PathBuf) {
-        let location = path.display().to_string();
-        match std::fs::read_to_string(&path) {
+    /// Reads and parses one file into its state; true when the state changed.
+    fn read(&mut self, path: PathBuf) -> bool {
+        let (message, keeps_config) = match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let parsed = parse(&path, &text);
-                let state = self.files.entry(path).or_default();
-                match parsed {
+                let state = self.files.entry(path.clone()).or_default();
+                if state.text.as_deref() == Some(text.as_str()) {
+                    return false;
+                }
+                match parse(&path, &text) {
                     Ok(config) => {
-                        *state = FileState {
-                            config: Some(config),
-                            error: None,
-                        }
+                        state.config = Some(config);
+                        state.error = None;
                     }
                     Err(error) => state.error = Some(error),
                 }
+                state.text = Some(text);
+                return true;
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                if matches!(self.source, Source::File(_)) {
-                    let error = SourceError {
-                        location,
-                        key: None,
-                        message: "file not found".to_owned(),
-                    };
-                    self.files.insert(
-                        path,
-                        FileState {
-                            config: None,
-                            error: Some(error),
-                        },
-                    );
-                } else {
-                    self.files.remove(&path);
+                if matches!(self.source, Source::Directory(_)) {
+                    return self.files.remove(&path).is_some();
                 }
+                // The configured file is gone, and its configuration with it.
+                ("file not found".to_owned(), false)
             }
-            Err(error) => {
-                self.files.entry(path).or_default().error = Some(SourceError {
-                    location,
-                    key: None,
-                    message: format!("cannot read: {error}"),
-                });
-            }
+            // Unreadable for now: the last good content stays.
+            Err(error) => (format!("cannot read: {error}"), true),
+        };
+        let error = Some(SourceError {
+            location: path.display().to_string(),
+            key: None,
+            message,
+        });
+        let state = self.files.entry(path).or_default();
+        let mut changed = state.error != error || state.text.is_some();
+        if !keeps_config {
+            changed |= state.config.take().is_some();
         }
+        state.text = None;
+        state.error = error;
+        changed
     }
 
-    /// Runs [`FileProvider::load`] on the blocking pool.
-    async fn load_off_thread(mut self) -> (Self, ProviderUpdate) {
+    /// Reads the files on the blocking pool; the update when anything
+    /// changed, or always when `always` (a referenced file changed: the
+    /// compiler must read it again).
+    async fn reload_off_thread(mut self, always: bool) -> (Self, Option<ProviderUpdate>) {
         let loaded = tokio::task::spawn_blocking(move || {
-            let update = self.load();
+            let changed = self.refresh();
+            let update = (changed || always).then(|| self.update());
             (self, update)
         });
         match loaded.await {

@@ -167,6 +167,35 @@ fn a_broken_file_keeps_its_last_good_content() {
 }
 
 #[test]
+fn only_a_changed_file_is_read_as_a_change() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("api.yml");
+    write(&path, &router_file("api"));
+    let mut provider = directory_provider(directory.path());
+    assert!(provider.refresh(), "the first read is a change");
+    assert!(!provider.refresh(), "nothing was written");
+    write(&path, &router_file("api"));
+    assert!(!provider.refresh(), "the same text again");
+
+    // Unreadable as text, then the same text as before: the error must go.
+    fs::write(&path, b"http: \xff\xfe\n").unwrap();
+    assert!(provider.refresh());
+    let unreadable = provider.update();
+    assert_eq!(routers(&unreadable), ["api"], "the last good content stays");
+    assert_eq!(unreadable.errors.len(), 1, "{:?}", unreadable.errors);
+    assert!(!provider.refresh(), "the same error again");
+    write(&path, &router_file("api"));
+    assert!(provider.refresh());
+    let restored = provider.update();
+    assert_eq!(restored.errors, []);
+    assert_eq!(routers(&restored), ["api"]);
+
+    fs::remove_file(&path).unwrap();
+    assert!(provider.refresh());
+    assert_eq!(routers(&provider.update()), Vec::<String>::new());
+}
+
+#[test]
 fn a_deleted_file_takes_its_routers_away() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("sub/api.yml");
