@@ -23,13 +23,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use sluice_proto::v1::{self, Resources};
+use sluice_proto::v1;
 
 use crate::middleware::{Chain, MiddlewareError, Middlewares};
 use crate::redirect::Redirect;
 use crate::router::{Matcher, MatcherError, Route, RouterTable, default_priority};
 use crate::service::{CheckSpec, Service, ServiceBuilder, ServiceError};
 use crate::shared::{SharedState, StateKey};
+use crate::state::ResourceSet;
 use crate::tls::{CertificateSummary, EntryPointTls, TlsBuilder, TlsError, claim_host, rule_hosts};
 
 /// Why a snapshot cannot be turned into a runtime.
@@ -234,17 +235,18 @@ impl Runtime {
     /// point addresses by name.
     pub(crate) fn build(
         version: &str,
-        resources: &Resources,
+        resources: &ResourceSet<'_>,
         shared: &SharedState,
         overrides: &HashMap<String, String>,
     ) -> Result<Built, BuildError> {
-        let mut middlewares = Middlewares::new(&resources.middlewares, &shared.middlewares);
-        let mut services = ServiceBuilder::new(&resources.services, shared)
-            .with_transports(&resources.servers_transports);
+        let mut middlewares =
+            Middlewares::new(resources.middlewares.iter().copied(), &shared.middlewares);
+        let mut services = ServiceBuilder::new(resources.services.iter().copied(), shared)
+            .with_transports(resources.servers_transports.iter().copied());
         let mut tls = TlsBuilder::new(resources, &shared.certificates)?;
         let mut entry_points: HashMap<String, EntryPointBuild<'_>> = HashMap::new();
         let mut entry_point_middlewares: HashMap<&str, &[String]> = HashMap::new();
-        for ep in &resources.entry_points {
+        for &ep in &resources.entry_points {
             // Checked here so that an error names the entry point, not a router.
             middlewares
                 .chain(&[&ep.middlewares], &mut services)
@@ -268,7 +270,7 @@ impl Runtime {
             );
         }
 
-        for router in &resources.routers {
+        for &router in &resources.routers {
             let compile = || router_matcher(router);
             let mut matcher = Some(compile()?);
             let service = services
@@ -364,7 +366,7 @@ impl Runtime {
         let runtime = Runtime {
             version: version.to_owned(),
             entry_points: runtime_entry_points,
-            certificates: resources.certificates.iter().map(Into::into).collect(),
+            certificates: resources.certificates.iter().map(|&c| c.into()).collect(),
         };
         Ok(Built {
             runtime,
@@ -396,7 +398,7 @@ mod tests {
     use super::*;
     use crate::proxy_tests::{middleware, service};
     use crate::service::UpstreamConfig;
-    use sluice_proto::v1::{EntryPoint, Router, matcher::Kind, middleware};
+    use sluice_proto::v1::{EntryPoint, Resources, Router, matcher::Kind, middleware};
     use tokio_util::sync::CancellationToken;
 
     fn resources() -> Resources {
@@ -427,7 +429,7 @@ mod tests {
             CancellationToken::new(),
         );
         let overrides = HashMap::from([("web".to_owned(), "127.0.0.1:0".to_owned())]);
-        Runtime::build("1-a", resources, &shared, &overrides)
+        Runtime::build("1-a", &ResourceSet::from(resources), &shared, &overrides)
     }
 
     #[test]

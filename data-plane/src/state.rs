@@ -1,15 +1,18 @@
 //! The resources the proxy holds, keyed by kind and name, so that deltas
 //! (upserts and removals by name) apply to them; and the full resource set
-//! the runtime is built from.
+//! the runtime is built from, borrowed from them.
 //!
 //! Applying an update never mutates: it returns the new state, which the
 //! caller keeps only once a runtime has been built from it, so a rejected
-//! update leaves the held state (and version) as they were.
+//! update leaves the held state (and version) as they were. Resources are
+//! shared between the old and the new state, so a delta costs what it
+//! carries, not what the proxy holds.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sluice_proto::ResourceNames;
-use sluice_proto::v1::{ResourceKind, Resources, SnapshotUpdate};
+use sluice_proto::v1::{self, ResourceKind, Resources, SnapshotUpdate};
 
 /// Why an update cannot be applied to the held state.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +49,7 @@ pub(crate) struct ResourceState {
     servers_transports: Kind<sluice_proto::v1::ServersTransport>,
 }
 
-type Kind<T> = BTreeMap<String, T>;
+type Kind<T> = BTreeMap<String, Arc<T>>;
 
 impl ResourceState {
     /// The version held (`""` for none).
@@ -102,23 +105,55 @@ impl ResourceState {
     }
 
     /// Every resource, each list sorted by name.
-    pub(crate) fn resources(&self) -> Resources {
-        Resources {
-            entry_points: self.entry_points.values().cloned().collect(),
-            routers: self.routers.values().cloned().collect(),
-            services: self.services.values().cloned().collect(),
-            middlewares: self.middlewares.values().cloned().collect(),
-            certificates: self.certificates.values().cloned().collect(),
-            tls_options: self.tls_options.values().cloned().collect(),
-            tls_stores: self.tls_stores.values().cloned().collect(),
-            servers_transports: self.servers_transports.values().cloned().collect(),
+    pub(crate) fn resources(&self) -> ResourceSet<'_> {
+        fn list<T>(kind: &Kind<T>) -> Vec<&T> {
+            kind.values().map(|resource| &**resource).collect()
+        }
+        ResourceSet {
+            entry_points: list(&self.entry_points),
+            routers: list(&self.routers),
+            services: list(&self.services),
+            middlewares: list(&self.middlewares),
+            certificates: list(&self.certificates),
+            tls_options: list(&self.tls_options),
+            tls_stores: list(&self.tls_stores),
+            servers_transports: list(&self.servers_transports),
+        }
+    }
+}
+
+/// A whole resource set, borrowed: what a runtime is built from. Each kind
+/// is sorted by name when it comes from a [`ResourceState`].
+#[derive(Debug, Default)]
+pub(crate) struct ResourceSet<'a> {
+    pub(crate) entry_points: Vec<&'a v1::EntryPoint>,
+    pub(crate) routers: Vec<&'a v1::Router>,
+    pub(crate) services: Vec<&'a v1::Service>,
+    pub(crate) middlewares: Vec<&'a v1::Middleware>,
+    pub(crate) certificates: Vec<&'a v1::Certificate>,
+    pub(crate) tls_options: Vec<&'a v1::TlsOptions>,
+    pub(crate) tls_stores: Vec<&'a v1::TlsStore>,
+    pub(crate) servers_transports: Vec<&'a v1::ServersTransport>,
+}
+
+impl<'a> From<&'a Resources> for ResourceSet<'a> {
+    fn from(resources: &'a Resources) -> Self {
+        Self {
+            entry_points: resources.entry_points.iter().collect(),
+            routers: resources.routers.iter().collect(),
+            services: resources.services.iter().collect(),
+            middlewares: resources.middlewares.iter().collect(),
+            certificates: resources.certificates.iter().collect(),
+            tls_options: resources.tls_options.iter().collect(),
+            tls_stores: resources.tls_stores.iter().collect(),
+            servers_transports: resources.servers_transports.iter().collect(),
         }
     }
 }
 
 fn upsert<T: ResourceNames>(kind: &mut Kind<T>, resources: Vec<T>) {
     for resource in resources {
-        kind.insert(resource.name().to_owned(), resource);
+        kind.insert(resource.name().to_owned(), Arc::new(resource));
     }
 }
 
@@ -162,7 +197,7 @@ mod tests {
             .resources()
             .routers
             .into_iter()
-            .map(|r| r.name)
+            .map(|r| r.name.as_str())
             .collect();
         assert_eq!(names, ["c"]);
     }

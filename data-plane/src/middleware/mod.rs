@@ -436,9 +436,12 @@ pub(crate) struct Middlewares<'a> {
 
 impl<'a> Middlewares<'a> {
     /// Middlewares from `configs`, their long-lived state in `states`.
-    pub(crate) fn new(configs: &'a [v1::Middleware], states: &'a MiddlewareStates) -> Self {
+    pub(crate) fn new(
+        configs: impl IntoIterator<Item = &'a v1::Middleware>,
+        states: &'a MiddlewareStates,
+    ) -> Self {
         Self {
-            configs: configs.iter().map(|m| (m.name.as_str(), m)).collect(),
+            configs: configs.into_iter().map(|m| (m.name.as_str(), m)).collect(),
             built: HashMap::new(),
             states,
             used_states: Vec::new(),

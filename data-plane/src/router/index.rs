@@ -10,7 +10,7 @@
 //!   bucket; the others (regex host, no host) go into one fallback bucket;
 //! - inside a bucket, routers whose rule requires a literal path prefix
 //!   (`Path`, `PathPrefix`) sit in a byte trie at the end of that prefix, the
-//!   others in a plain list.
+//!   others in a plain list; a bucket of a few routers is all plain list.
 //!
 //! Lookup walks the request's host bucket and the fallback bucket: the plain
 //! list, then every trie node along the request path. Every list is sorted by
@@ -63,8 +63,8 @@ impl<T> RouterTable<T> {
                 .cmp(&a.priority)
                 .then_with(|| a.name.cmp(&b.name))
         });
-        let mut by_host: HashMap<String, Bucket> = HashMap::new();
-        let mut fallback = Bucket::default();
+        let mut by_host: HashMap<String, Vec<Entry<'_>>> = HashMap::new();
+        let mut fallback = Vec::new();
         for (rank, route) in routes.iter().enumerate() {
             let rank = u32::try_from(rank).unwrap_or(u32::MAX);
             let prefixes = route.matcher.required_path_prefixes();
@@ -74,12 +74,17 @@ impl<T> RouterTable<T> {
                         by_host
                             .entry(host.to_owned())
                             .or_default()
-                            .insert(rank, prefixes.as_deref());
+                            .push((rank, prefixes.clone()));
                     }
                 }
-                None => fallback.insert(rank, prefixes.as_deref()),
+                None => fallback.push((rank, prefixes)),
             }
         }
+        let by_host = by_host
+            .into_iter()
+            .map(|(host, entries)| (host, Bucket::new(entries)))
+            .collect();
+        let fallback = Bucket::new(fallback);
         Self {
             routes,
             by_host,
@@ -118,16 +123,32 @@ struct Bucket {
     prefixes: PrefixTrie,
 }
 
+/// A router's rank and the path prefixes it requires, if any.
+type Entry<'a> = (u32, Option<Vec<&'a str>>);
+
+/// Buckets this small are scanned whole: a trie costs more to build (and
+/// free, on every snapshot) than it saves, and most hosts have one router.
+const SCANNED_WHOLE: usize = 4;
+
 impl Bucket {
-    fn insert(&mut self, rank: u32, prefixes: Option<&[&str]>) {
-        match prefixes {
-            Some(prefixes) => {
-                for prefix in dedup(prefixes.to_vec()) {
-                    self.prefixes.insert(prefix.as_bytes(), rank);
-                }
-            }
-            None => self.any_path.push(rank),
+    /// A bucket of `entries`, in ascending rank order.
+    fn new(entries: Vec<Entry<'_>>) -> Self {
+        let mut bucket = Self::default();
+        if entries.len() <= SCANNED_WHOLE {
+            bucket.any_path = entries.into_iter().map(|(rank, _)| rank).collect();
+            return bucket;
         }
+        for (rank, prefixes) in entries {
+            match prefixes {
+                Some(prefixes) => {
+                    for prefix in dedup(prefixes) {
+                        bucket.prefixes.insert(prefix.as_bytes(), rank);
+                    }
+                }
+                None => bucket.any_path.push(rank),
+            }
+        }
+        bucket
     }
 
     fn scan<T>(&self, routes: &[Arc<Route<T>>], req: &RequestView<'_>, best: &mut u32) {
@@ -154,8 +175,9 @@ fn scan_list<T>(ranks: &[u32], routes: &[Arc<Route<T>>], req: &RequestView<'_>, 
 }
 
 /// A byte trie whose nodes hold the ranks of routers requiring the prefix
-/// that ends there, in ascending order.
-#[derive(Debug)]
+/// that ends there, in ascending order. Empty (no root) until the first
+/// insert.
+#[derive(Debug, Default)]
 struct PrefixTrie {
     nodes: Vec<Node>,
 }
@@ -167,17 +189,12 @@ struct Node {
     ranks: Vec<u32>,
 }
 
-impl Default for PrefixTrie {
-    fn default() -> Self {
-        Self {
-            nodes: vec![Node::default()],
-        }
-    }
-}
-
 impl PrefixTrie {
     /// Adds a router; ranks must be inserted in ascending order.
     fn insert(&mut self, prefix: &[u8], rank: u32) {
+        if self.nodes.is_empty() {
+            self.nodes.push(Node::default());
+        }
         let mut node = 0usize;
         for &byte in prefix {
             node = match self.child(node, byte) {
@@ -205,8 +222,11 @@ impl PrefixTrie {
 
     /// Calls `f` with the ranks of every node along `path`, root included.
     fn for_each_prefix_of(&self, path: &[u8], mut f: impl FnMut(&[u32])) {
+        let Some(root) = self.nodes.first() else {
+            return;
+        };
         let mut node = 0usize;
-        f(&self.nodes[0].ranks);
+        f(&root.ranks);
         for &byte in path {
             match self.child(node, byte) {
                 Some(child) => {

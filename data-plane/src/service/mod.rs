@@ -178,9 +178,12 @@ pub(crate) struct ServiceBuilder<'a> {
 
 impl<'a> ServiceBuilder<'a> {
     /// A builder over the snapshot's services.
-    pub(crate) fn new(services: &'a [v1::Service], shared: &'a SharedState) -> Self {
+    pub(crate) fn new(
+        services: impl IntoIterator<Item = &'a v1::Service>,
+        shared: &'a SharedState,
+    ) -> Self {
         Self {
-            definitions: services.iter().map(|s| (s.name.as_str(), s)).collect(),
+            definitions: services.into_iter().map(|s| (s.name.as_str(), s)).collect(),
             built: HashMap::new(),
             stack: Vec::new(),
             shared,
@@ -191,8 +194,14 @@ impl<'a> ServiceBuilder<'a> {
     }
 
     /// Lets load balancers use the snapshot's servers transports.
-    pub(crate) fn with_transports(mut self, transports: &'a [v1::ServersTransport]) -> Self {
-        self.transports = transports.iter().map(|t| (t.name.as_str(), t)).collect();
+    pub(crate) fn with_transports(
+        mut self,
+        transports: impl IntoIterator<Item = &'a v1::ServersTransport>,
+    ) -> Self {
+        self.transports = transports
+            .into_iter()
+            .map(|t| (t.name.as_str(), t))
+            .collect();
         self
     }
 

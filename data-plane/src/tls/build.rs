@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
-use sluice_proto::v1::{self, Resources};
+use sluice_proto::v1;
 
 use super::certs::{CertCache, CertIndex, cache_key};
 use super::server::{DEFAULT_OPTIONS, default_options, server_config};
 use super::{EntryPointTls, TlsError};
+use crate::state::ResourceSet;
 
 /// Builds the TLS side of one runtime.
 #[derive(Debug)]
@@ -25,9 +26,9 @@ pub(crate) struct TlsBuilder<'a> {
 
 impl<'a> TlsBuilder<'a> {
     /// Parses (or reuses) every certificate of `resources`.
-    pub(crate) fn new(resources: &'a Resources, cache: &CertCache) -> Result<Self, TlsError> {
+    pub(crate) fn new(resources: &ResourceSet<'a>, cache: &CertCache) -> Result<Self, TlsError> {
         let mut pairs = Vec::with_capacity(resources.certificates.len());
-        for certificate in &resources.certificates {
+        for &certificate in &resources.certificates {
             pairs.push((certificate, cache.get(certificate)?));
         }
         let configured_default = resources
@@ -44,10 +45,15 @@ impl<'a> TlsBuilder<'a> {
             options: resources
                 .tls_options
                 .iter()
-                .map(|options| (options.name.as_str(), options))
+                .map(|&options| (options.name.as_str(), options))
                 .collect(),
             configs: HashMap::new(),
-            certificates_in_use: resources.certificates.iter().map(cache_key).collect(),
+            certificates_in_use: resources
+                .certificates
+                .iter()
+                .copied()
+                .map(cache_key)
+                .collect(),
             default_options: default_options(),
         })
     }
