@@ -30,6 +30,9 @@ pub struct ProxyConfig {
     pub grace_period: Duration,
     /// Backend connection settings.
     pub upstream: UpstreamConfig,
+    /// The runtimes that serve connections (see [`crate::ServingThreads`]);
+    /// none serves them on the runtime that starts the proxy.
+    pub serving: Vec<tokio::runtime::Handle>,
 }
 
 /// Credentials for the control plane link.

@@ -1,7 +1,11 @@
-//! One TCP listener per entry point, reconciled with each runtime: a listener
-//! whose address did not change is left alone; new ones are bound before the
-//! runtime is published (a bind failure fails the update); removed ones stop
-//! accepting and let their connections finish.
+//! The listeners of each entry point, reconciled with each runtime: a
+//! listener whose address did not change is left alone; new ones are bound
+//! before the runtime is published (a bind failure fails the update); removed
+//! ones stop accepting and let their connections finish.
+//!
+//! An entry point has one listening socket per serving runtime (see
+//! [`crate::serving`]), bound to the same address with `SO_REUSEPORT` when
+//! there are several, each accepting on its own runtime.
 //!
 //! Each connection is served by hyper-util's auto builder (HTTP/1.1 with
 //! keep-alive and HTTP/2 with prior knowledge on the same port, upgrades
@@ -23,6 +27,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::runtime::Handle;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -76,13 +81,33 @@ pub(crate) async fn resolve_address(address: &str) -> io::Result<SocketAddr> {
 
 /// Binds a listening socket with `SO_REUSEADDR` (fast restarts).
 pub(crate) async fn bind(address: &str) -> io::Result<TcpListener> {
-    let address = resolve_address(address).await?;
+    listen(resolve_address(address).await?, false)
+}
+
+/// Binds `count` listening sockets to one address, sharing it with
+/// `SO_REUSEPORT` when there are several (the first fixes a `:0` port).
+async fn bind_shared(address: &str, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let mut address = resolve_address(address).await?;
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 0..count {
+        let listener = listen(address, count > 1)?;
+        address = listener.local_addr()?;
+        // Registered again by the runtime that accepts on it.
+        listeners.push(listener.into_std()?);
+    }
+    Ok(listeners)
+}
+
+fn listen(address: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = if address.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
     socket.bind(address)?;
     socket.listen(BACKLOG)
 }
@@ -90,7 +115,8 @@ pub(crate) async fn bind(address: &str) -> io::Result<TcpListener> {
 /// Listeners to bind for a runtime, prepared before it is published.
 #[derive(Debug)]
 pub(crate) struct ListenPlan {
-    new: Vec<(String, String, TcpListener)>,
+    /// Entry point, configured address, one listener per serving runtime.
+    new: Vec<(String, String, Vec<std::net::TcpListener>)>,
     bound: Vec<(String, SocketAddr)>,
 }
 
@@ -106,7 +132,8 @@ struct Active {
     address: String,
     bound: SocketAddr,
     stop: CancellationToken,
-    task: JoinHandle<()>,
+    /// One accept loop per serving runtime.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// The listeners of the proxy.
@@ -118,16 +145,23 @@ pub(crate) struct Listeners {
     builder: Arc<auto::Builder<TokioExecutor>>,
     grace_period: Duration,
     hard_stop: CancellationToken,
+    /// The runtimes that accept and serve connections.
+    serving: Vec<Handle>,
 }
 
 impl Listeners {
     /// No listener yet; connections get `grace_period` to finish when their
-    /// listener stops, and are cut when `hard_stop` fires.
+    /// listener stops, and are cut when `hard_stop` fires. They are served
+    /// on the `serving` runtimes, or on the current one if there are none.
     pub(crate) fn new(
         dispatcher: Arc<Dispatcher>,
         grace_period: Duration,
         hard_stop: CancellationToken,
+        mut serving: Vec<Handle>,
     ) -> Self {
+        if serving.is_empty() {
+            serving.push(Handle::current());
+        }
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -147,6 +181,7 @@ impl Listeners {
             builder: Arc::new(builder),
             grace_period,
             hard_stop,
+            serving,
         }
     }
 
@@ -164,22 +199,24 @@ impl Listeners {
                     plan.bound.push((name.clone(), active.bound));
                 }
                 _ => {
-                    let listener =
-                        bind(&entry_point.address)
-                            .await
-                            .map_err(|source| BindError {
-                                entry_point: name.clone(),
-                                address: entry_point.address.clone(),
-                                source,
-                            })?;
-                    let local = listener.local_addr().map_err(|source| BindError {
+                    let error = |source| BindError {
                         entry_point: name.clone(),
                         address: entry_point.address.clone(),
                         source,
-                    })?;
+                    };
+                    let listeners = bind_shared(&entry_point.address, self.serving.len())
+                        .await
+                        .map_err(error)?;
+                    let local = listeners
+                        .first()
+                        .map_or_else(
+                            || Err(io::ErrorKind::AddrNotAvailable.into()),
+                            |l| l.local_addr(),
+                        )
+                        .map_err(error)?;
                     plan.bound.push((name.clone(), local));
                     plan.new
-                        .push((name.clone(), entry_point.address.clone(), listener));
+                        .push((name.clone(), entry_point.address.clone(), listeners));
                 }
             }
         }
@@ -201,34 +238,38 @@ impl Listeners {
             if let Some(active) = self.active.remove(&name) {
                 tracing::info!(entry_point = %name, address = %active.bound, "entry point stops listening");
                 active.stop.cancel();
-                self.draining.spawn(async move {
-                    // A panicked accept loop has nothing left to drain.
-                    let _ = active.task.await;
-                });
+                self.draining.spawn(drain(active.tasks));
             }
         }
-        for (name, address, listener) in plan.new {
-            let Ok(bound) = listener.local_addr() else {
+        for (name, address, listeners) in plan.new {
+            let Some(Ok(bound)) = listeners.first().map(std::net::TcpListener::local_addr) else {
                 continue;
             };
             tracing::info!(entry_point = %name, %bound, "entry point listening");
             let stop = self.hard_stop.child_token();
-            let task = tokio::spawn(accept_loop(
-                Arc::from(name.as_str()),
-                listener,
-                self.dispatcher.clone(),
-                self.builder.clone(),
-                stop.clone(),
-                self.grace_period,
-                self.hard_stop.clone(),
-            ));
+            let entry_point: Arc<str> = Arc::from(name.as_str());
+            let tasks = listeners
+                .into_iter()
+                .zip(&self.serving)
+                .map(|(listener, serving)| {
+                    serving.spawn(accept_loop(
+                        entry_point.clone(),
+                        listener,
+                        self.dispatcher.clone(),
+                        self.builder.clone(),
+                        stop.clone(),
+                        self.grace_period,
+                        self.hard_stop.clone(),
+                    ))
+                })
+                .collect();
             self.active.insert(
                 name,
                 Active {
                     address,
                     bound,
                     stop,
-                    task,
+                    tasks,
                 },
             );
         }
@@ -239,23 +280,36 @@ impl Listeners {
     pub(crate) async fn shutdown(&mut self) {
         for (_, active) in self.active.drain() {
             active.stop.cancel();
-            self.draining.spawn(async move {
-                let _ = active.task.await;
-            });
+            self.draining.spawn(drain(active.tasks));
         }
         while self.draining.join_next().await.is_some() {}
     }
 }
 
+/// Waits for an entry point's accept loops to finish draining.
+async fn drain(tasks: Vec<JoinHandle<()>>) {
+    for task in tasks {
+        // A panicked accept loop has nothing left to drain.
+        let _ = task.await;
+    }
+}
+
 async fn accept_loop(
     entry_point: Arc<str>,
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     dispatcher: Arc<Dispatcher>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     stop: CancellationToken,
     grace_period: Duration,
     hard_stop: CancellationToken,
 ) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(entry_point = %entry_point, %error, "cannot accept on a listener");
+            return;
+        }
+    };
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     loop {

@@ -7,6 +7,7 @@
 //! Every flag can also come from a `SLUICE_PROXY_*` environment variable;
 //! flags win.
 
+use std::num::NonZero;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,8 +15,8 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use sluice_data_plane::{
     ControlPlaneAuth, DEFAULT_ADMIN_ADDRESS, GIT_COMMIT, LogFormat, Proxy, ProxyConfig,
-    UpstreamConfig, VERSION, default_node_id, healthcheck, init_logging, parse_duration,
-    parse_key_value, shutdown_signal,
+    ServingThreads, UpstreamConfig, VERSION, default_node_id, healthcheck, init_logging,
+    parse_duration, parse_key_value, shutdown_signal,
 };
 
 #[derive(Debug, Parser)]
@@ -80,6 +81,10 @@ struct RunArgs {
     /// Override an entry point's address: `NAME=ADDRESS` (repeatable; comma-separated in the environment).
     #[arg(long = "entry-point", env = "SLUICE_PROXY_ENTRY_POINTS", value_delimiter = ',', value_parser = parse_key_value)]
     entry_points: Vec<(String, String)>,
+    /// Threads serving connections, each with its own listening sockets and
+    /// backend connections (0: one per CPU core).
+    #[arg(long, env = "SLUICE_PROXY_SERVING_THREADS", default_value_t = 0)]
+    serving_threads: usize,
     /// Time in-flight requests get to finish on SIGTERM/SIGINT.
     #[arg(long, env = "SLUICE_PROXY_GRACE_PERIOD", default_value = "10s", value_parser = parse_duration)]
     grace_period: Duration,
@@ -113,8 +118,10 @@ fn main() -> ExitCode {
     }
 }
 
+/// The runtime of the control link, the admin endpoint and health checks;
+/// connections are served on the serving threads.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
@@ -122,6 +129,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_level.as_deref(), args.log_format)?;
+    let serving_threads = match args.serving_threads {
+        0 => std::thread::available_parallelism().map_or(1, NonZero::get),
+        threads => threads,
+    };
+    let serving =
+        ServingThreads::start(serving_threads).context("cannot start the serving threads")?;
     let config = ProxyConfig {
         control_plane: args.control_plane,
         control_plane_auth: ControlPlaneAuth {
@@ -135,16 +148,21 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         admin_address: args.admin_address,
         entry_points: args.entry_points.into_iter().collect(),
         grace_period: args.grace_period,
-        upstream: UpstreamConfig::default(),
+        upstream: UpstreamConfig {
+            serving_threads,
+            ..UpstreamConfig::default()
+        },
+        serving: serving.handles().to_vec(),
     };
     tracing::info!(
         version = VERSION,
         commit = GIT_COMMIT,
         node_id = %config.node_id,
         control_plane = %config.control_plane,
+        serving_threads,
         "sluice-proxy starting"
     );
-    runtime()?.block_on(async {
+    let result = runtime()?.block_on(async {
         let signals = tokio::spawn(shutdown_signal());
         Proxy::run(config, async {
             match signals.await {
@@ -157,5 +175,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         })
         .await
         .context("sluice-proxy failed")
-    })
+    });
+    serving.stop();
+    result
 }

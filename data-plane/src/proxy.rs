@@ -116,7 +116,12 @@ impl Proxy {
             hard_stop.clone(),
         ));
         let dispatcher = Arc::new(Dispatcher::new(runtime.clone(), shared.clone()));
-        let listeners = Listeners::new(dispatcher, config.grace_period, hard_stop.clone());
+        let listeners = Listeners::new(
+            dispatcher,
+            config.grace_period,
+            hard_stop.clone(),
+            config.serving,
+        );
         let mut applier = Applier::new(
             runtime.clone(),
             listeners,

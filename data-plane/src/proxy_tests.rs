@@ -250,15 +250,24 @@ impl Harness {
 
 /// An applier whose entry point `web` listens on 127.0.0.1, port 0.
 fn test_applier() -> (Applier, Arc<ArcSwap<Runtime>>) {
+    serving_applier(Vec::new())
+}
+
+/// [`test_applier`] serving connections on the `serving` runtimes.
+fn serving_applier(serving: Vec<tokio::runtime::Handle>) -> (Applier, Arc<ArcSwap<Runtime>>) {
     let hard_stop = CancellationToken::new();
     let runtime = Arc::new(ArcSwap::from_pointee(Runtime::default()));
+    let upstream = UpstreamConfig {
+        serving_threads: serving.len().max(1),
+        ..UpstreamConfig::default()
+    };
     let shared = Arc::new(SharedState::new(
         "test-node".into(),
-        &UpstreamConfig::default(),
+        &upstream,
         hard_stop.clone(),
     ));
     let dispatcher = Arc::new(Dispatcher::new(runtime.clone(), shared.clone()));
-    let listeners = Listeners::new(dispatcher, Duration::from_secs(5), hard_stop);
+    let listeners = Listeners::new(dispatcher, Duration::from_secs(5), hard_stop, serving);
     let overrides = HashMap::from([("web".to_owned(), "127.0.0.1:0".to_owned())]);
     (
         Applier::new(runtime.clone(), listeners, shared, overrides),
@@ -316,6 +325,41 @@ async fn routes_normalises_and_forwards() {
     );
     let (status, _) = harness.get("/api%2Fx", "app.test").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn serving_threads_each_accept_on_the_entry_point_port() {
+    let backend = echo_backend().await;
+    let serving = crate::ServingThreads::start(2).unwrap();
+    let (mut applier, runtime) = serving_applier(serving.handles().to_vec());
+    let update = catch_all(
+        "1-a",
+        "all@test",
+        service("echo@test", &format!("http://{backend}"), None),
+    );
+    applier.apply(update).await.unwrap();
+    let address = runtime.load().entry_point("web").unwrap().bound.unwrap();
+    // The kernel spreads connections over both sockets: were one of them
+    // not accepting, about half of these would never be answered.
+    for _ in 0..24 {
+        let exchange = async {
+            let mut stream = TcpStream::connect(address).await.unwrap();
+            stream
+                .write_all(b"GET /x HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.unwrap();
+            response
+        };
+        let response = tokio::time::timeout(Duration::from_secs(5), exchange)
+            .await
+            .expect("every connection is answered");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.contains("GET /x HTTP/1.1"), "{response}");
+    }
+    applier.shutdown().await;
+    serving.stop();
 }
 
 #[tokio::test]

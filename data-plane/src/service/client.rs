@@ -6,6 +6,8 @@
 //! There is one client per servers transport (and one default), living in
 //! the proxy's shared state keyed by the transport's content, so pooled
 //! connections survive snapshot swaps that do not change the transport.
+//! A client keeps one set of pools per serving thread: a request uses
+//! connections driven by its own thread.
 
 use std::error::Error as StdError;
 use std::io;
@@ -22,6 +24,7 @@ use sluice_proto::v1;
 
 use super::upstream::Protocol;
 use crate::body::ProxyBody;
+use crate::serving::serving_index;
 use crate::tls::{TlsError, client_config};
 
 /// Timeouts and pooling of backend connections.
@@ -35,8 +38,10 @@ pub struct UpstreamConfig {
     /// How long an idle pooled connection is kept (Traefik's
     /// `idleConnTimeout`, 90 s).
     pub idle_timeout: Duration,
-    /// Idle connections kept per backend.
+    /// Idle connections kept per backend (per serving thread).
     pub max_idle_per_host: usize,
+    /// Serving threads, each with its own connection pools.
+    pub serving_threads: usize,
 }
 
 impl Default for UpstreamConfig {
@@ -48,6 +53,7 @@ impl Default for UpstreamConfig {
             // Generous: under load every client connection may need its own
             // backend connection, and reconnecting costs more than an idle fd.
             max_idle_per_host: 1024,
+            serving_threads: 1,
         }
     }
 }
@@ -117,6 +123,7 @@ impl UpstreamConfig {
                 0 => self.max_idle_per_host,
                 n => usize::try_from(n).unwrap_or(self.max_idle_per_host),
             },
+            serving_threads: self.serving_threads,
         }
     }
 }
@@ -124,9 +131,15 @@ impl UpstreamConfig {
 /// Pooled clients to backends.
 #[derive(Debug)]
 pub(crate) struct UpstreamClient {
+    /// One per serving thread.
+    pools: Box<[Pools]>,
+    response_header_timeout: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct Pools {
     http: Client<HttpsConnector<HttpConnector>, ProxyBody>,
     h2c: Client<HttpConnector, ProxyBody>,
-    response_header_timeout: Option<Duration>,
 }
 
 impl UpstreamClient {
@@ -171,14 +184,18 @@ impl UpstreamClient {
             .timer(TokioTimer::new())
             .pool_idle_timeout(config.idle_timeout)
             .pool_max_idle_per_host(config.max_idle_per_host);
-        let http = builder.build(https);
-        let h2c = builder
+        let mut h2c_builder = builder.clone();
+        h2c_builder
             .http2_only(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .build(connector);
+            .http2_keep_alive_interval(Duration::from_secs(30));
+        let pools = (0..config.serving_threads.max(1))
+            .map(|_| Pools {
+                http: builder.build(https.clone()),
+                h2c: h2c_builder.build(connector.clone()),
+            })
+            .collect();
         Ok(Self {
-            http,
-            h2c,
+            pools,
             response_header_timeout: config.response_header_timeout,
         })
     }
@@ -190,9 +207,10 @@ impl UpstreamClient {
         protocol: Protocol,
         req: Request<ProxyBody>,
     ) -> Result<Response<Incoming>, SendError> {
+        let pools = &self.pools[serving_index() % self.pools.len()];
         let response = match protocol {
-            Protocol::H2c => self.h2c.request(req),
-            Protocol::Http1 | Protocol::Https => self.http.request(req),
+            Protocol::H2c => pools.h2c.request(req),
+            Protocol::Http1 | Protocol::Https => pools.http.request(req),
         };
         let result = match self.response_header_timeout {
             Some(limit) => tokio::time::timeout(limit, response)
