@@ -133,13 +133,14 @@ impl SnapshotStore {
     /// Publishes a compilation. Returns the new snapshot, or `None` when its
     /// content equals the current one (the report is still updated).
     pub fn publish(&self, compiled: Compiled) -> Option<Arc<Published>> {
-        self.report.send_replace(Arc::new(compiled.report));
+        let report = Arc::new(compiled.report);
         let hash = content_hash(&compiled.resources);
         let previous = self.current();
         if previous
             .as_ref()
             .is_some_and(|previous| previous.hash == hash)
         {
+            self.report.send_replace(report);
             return None;
         }
         let generation = previous.map_or(1, |previous| previous.snapshot.generation + 1);
@@ -165,6 +166,9 @@ impl SnapshotStore {
             }
         }
         self.current.send_replace(Some(Arc::clone(&published)));
+        // Replaced once the snapshot is out: freeing the previous report
+        // (an entry per resource) need not delay it.
+        self.report.send_replace(report);
         Some(published)
     }
 

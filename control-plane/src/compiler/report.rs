@@ -139,12 +139,15 @@ impl CompileReport {
     ) {
         let plain = key
             .name
-            .strip_suffix(&format!("@{}", update.provider))
+            .strip_suffix(update.provider.as_str())
+            .and_then(|name| name.strip_suffix('@'))
             .unwrap_or(&key.name);
-        let origin = update
-            .origins
-            .get(&format!("{}.{plain}", key.model_section()))
-            .cloned();
+        let section = key.model_section();
+        let mut origin_key = String::with_capacity(section.len() + 1 + plain.len());
+        origin_key.push_str(section);
+        origin_key.push('.');
+        origin_key.push_str(plain);
+        let origin = update.origins.get(&origin_key).cloned();
         self.resources.insert(
             key.clone(),
             ResourceStatus {
