@@ -84,18 +84,22 @@ pub(crate) async fn bind(address: &str) -> io::Result<TcpListener> {
     listen(resolve_address(address).await?, false)
 }
 
-/// Binds `count` listening sockets to one address, sharing it with
-/// `SO_REUSEPORT` when there are several (the first fixes a `:0` port).
-async fn bind_shared(address: &str, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+/// Binds `count` (at least one) listening sockets to one address, sharing
+/// it with `SO_REUSEPORT` when there are several (the first fixes a `:0`
+/// port); returns the address they are bound to.
+async fn bind_shared(
+    address: &str,
+    count: usize,
+) -> io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
     let mut address = resolve_address(address).await?;
     let mut listeners = Vec::with_capacity(count);
-    for _ in 0..count {
+    for _ in 0..count.max(1) {
         let listener = listen(address, count > 1)?;
         address = listener.local_addr()?;
         // Registered again by the runtime that accepts on it.
         listeners.push(listener.into_std()?);
     }
-    Ok(listeners)
+    Ok((address, listeners))
 }
 
 fn listen(address: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
@@ -112,11 +116,21 @@ fn listen(address: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
+/// An entry point's listeners, bound and not yet accepting.
+#[derive(Debug)]
+struct NewListeners {
+    entry_point: String,
+    /// As configured.
+    address: String,
+    bound: SocketAddr,
+    /// One per serving runtime.
+    sockets: Vec<std::net::TcpListener>,
+}
+
 /// Listeners to bind for a runtime, prepared before it is published.
 #[derive(Debug)]
 pub(crate) struct ListenPlan {
-    /// Entry point, configured address, one listener per serving runtime.
-    new: Vec<(String, String, Vec<std::net::TcpListener>)>,
+    new: Vec<NewListeners>,
     bound: Vec<(String, SocketAddr)>,
 }
 
@@ -199,24 +213,20 @@ impl Listeners {
                     plan.bound.push((name.clone(), active.bound));
                 }
                 _ => {
-                    let error = |source| BindError {
+                    let (bound, sockets) = bind_shared(&entry_point.address, self.serving.len())
+                        .await
+                        .map_err(|source| BindError {
+                            entry_point: name.clone(),
+                            address: entry_point.address.clone(),
+                            source,
+                        })?;
+                    plan.bound.push((name.clone(), bound));
+                    plan.new.push(NewListeners {
                         entry_point: name.clone(),
                         address: entry_point.address.clone(),
-                        source,
-                    };
-                    let listeners = bind_shared(&entry_point.address, self.serving.len())
-                        .await
-                        .map_err(error)?;
-                    let local = listeners
-                        .first()
-                        .map_or_else(
-                            || Err(io::ErrorKind::AddrNotAvailable.into()),
-                            |l| l.local_addr(),
-                        )
-                        .map_err(error)?;
-                    plan.bound.push((name.clone(), local));
-                    plan.new
-                        .push((name.clone(), entry_point.address.clone(), listeners));
+                        bound,
+                        sockets,
+                    });
                 }
             }
         }
@@ -227,7 +237,11 @@ impl Listeners {
     /// once the runtime they serve is published).
     pub(crate) fn commit(&mut self, plan: ListenPlan) {
         let wanted: HashSet<&str> = plan.bound.iter().map(|(name, _)| name.as_str()).collect();
-        let replaced: HashSet<&str> = plan.new.iter().map(|(name, _, _)| name.as_str()).collect();
+        let replaced: HashSet<&str> = plan
+            .new
+            .iter()
+            .map(|new| new.entry_point.as_str())
+            .collect();
         let stopping: Vec<String> = self
             .active
             .keys()
@@ -241,14 +255,17 @@ impl Listeners {
                 self.draining.spawn(drain(active.tasks));
             }
         }
-        for (name, address, listeners) in plan.new {
-            let Some(Ok(bound)) = listeners.first().map(std::net::TcpListener::local_addr) else {
-                continue;
-            };
+        for NewListeners {
+            entry_point: name,
+            address,
+            bound,
+            sockets,
+        } in plan.new
+        {
             tracing::info!(entry_point = %name, %bound, "entry point listening");
             let stop = self.hard_stop.child_token();
             let entry_point: Arc<str> = Arc::from(name.as_str());
-            let tasks = listeners
+            let tasks = sockets
                 .into_iter()
                 .zip(&self.serving)
                 .map(|(listener, serving)| {

@@ -114,13 +114,13 @@ pub(super) fn compile_routers(
     cache: &mut RouterCache,
 ) -> Vec<proto::Router> {
     cache.check_names(refs);
-    let mut previous = std::mem::take(&mut cache.by_provider);
+    let mut last_compile = std::mem::take(&mut cache.by_provider);
     let mut routers = Vec::new();
     for update in providers.values() {
         let Some(http) = &update.config.http else {
             continue;
         };
-        let mut previous = previous.remove(&update.provider).unwrap_or_default();
+        let mut previous = last_compile.remove(&update.provider).unwrap_or_default();
         let mut current = HashMap::with_capacity(http.routers.len());
         for (name, config) in &http.routers {
             let cached = match previous.remove(name) {
