@@ -1,13 +1,15 @@
 //! The one body type of the proxy, for requests on their way upstream
 //! (through the middlewares, then to the backend) and responses on their way
-//! downstream: a hyper [`Incoming`] streamed through untouched, a small body
+//! downstream: a peer's body streamed through untouched (hyper's
+//! [`Incoming`] for HTTP/2 and TLS backends, or the proxy's own HTTP/1.1
+//! `h1::RequestBody` and `h1::ResponseBody`), a small body
 //! the proxy produced itself (error pages, health-check probes), or a body a
 //! middleware wrapped (content sniffing, compression, in-flight guards).
 //! [`read_limited`] reads a body whole up to a bound, for the middlewares
 //! that must see or replay it (buffering, retry, forward auth).
 //!
-//! Wrapping a peer's body costs nothing: the `Incoming` variant is a move, so
-//! a request that no middleware touches is streamed exactly as before.
+//! Wrapping a peer's body costs nothing: the peer variants are a move, so
+//! a request that no middleware touches is streamed exactly as it came.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -18,6 +20,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
+
+use crate::h1::{RequestBody, ResponseBody};
 
 /// The error of a [`ProxyBody`]: a peer's I/O error or a wrapper's.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -32,6 +36,10 @@ pub(crate) struct ProxyBody {
 enum Kind {
     /// Frames (data and trailers) of a peer's body, forwarded as they arrive.
     Incoming(Incoming),
+    /// A server's response body, read by the proxy's HTTP/1.1 client.
+    Upstream(ResponseBody),
+    /// A client's request body, read by the proxy's HTTP/1.1 server.
+    Client(RequestBody),
     /// A complete body; `None` once sent.
     Full(Option<Bytes>),
     /// A body a middleware built around another one.
@@ -43,6 +51,20 @@ impl ProxyBody {
     pub(crate) fn incoming(body: Incoming) -> Self {
         Self {
             kind: Kind::Incoming(body),
+        }
+    }
+
+    /// Streams a client's HTTP/1.1 request body through.
+    pub(crate) fn client(body: RequestBody) -> Self {
+        Self {
+            kind: Kind::Client(body),
+        }
+    }
+
+    /// Streams a server's HTTP/1.1 response body through.
+    pub(crate) fn upstream(body: ResponseBody) -> Self {
+        Self {
+            kind: Kind::Upstream(body),
         }
     }
 
@@ -136,6 +158,12 @@ impl Body for ProxyBody {
             Kind::Incoming(body) => Pin::new(body)
                 .poll_frame(cx)
                 .map_err(|error| Box::new(error) as BoxError),
+            Kind::Upstream(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|error| Box::new(error) as BoxError),
+            Kind::Client(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|error| Box::new(error) as BoxError),
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|bytes| Ok(Frame::data(bytes)))),
             Kind::Boxed(body) => Pin::new(body).poll_frame(cx),
         }
@@ -144,6 +172,8 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Incoming(body) => body.is_end_stream(),
+            Kind::Upstream(body) => body.is_end_stream(),
+            Kind::Client(body) => body.is_end_stream(),
             Kind::Full(bytes) => bytes.is_none(),
             Kind::Boxed(body) => body.is_end_stream(),
         }
@@ -152,6 +182,8 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Incoming(body) => body.size_hint(),
+            Kind::Upstream(body) => body.size_hint(),
+            Kind::Client(body) => body.size_hint(),
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::Boxed(body) => body.size_hint(),
         }

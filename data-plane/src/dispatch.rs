@@ -18,7 +18,6 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
-use hyper::body::Incoming;
 
 use crate::body::{ProxyBody, not_found, status_response};
 use crate::headers;
@@ -82,10 +81,15 @@ impl Dispatcher {
         self.runtime.load_full()
     }
 
+    /// `X-Forwarded-Server`: this proxy's name.
+    pub(crate) fn forwarded_server(&self) -> &HeaderValue {
+        &self.shared.forwarded_server
+    }
+
     /// Answers one request.
     pub(crate) async fn handle(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<ProxyBody>,
         conn: &ConnInfo,
     ) -> Response<ProxyBody> {
         let runtime = self.runtime.load_full();
@@ -96,7 +100,6 @@ impl Dispatcher {
         if let Some(redirect) = &entry_point.redirect {
             return redirect.respond(&req);
         }
-        let mut req = req.map(ProxyBody::incoming);
         if !entry_point.trust.trusts(conn.peer) {
             headers::remove_untrusted_forwarded(req.headers_mut());
         }

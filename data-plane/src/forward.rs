@@ -12,13 +12,13 @@ use std::pin::Pin;
 
 use http::uri::{PathAndQuery, Scheme};
 use http::{Extensions, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
-use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 
 use crate::body::{ProxyBody, status_response};
 use crate::headers::{self, Forwarded};
 use crate::middleware::RequestContext;
 use crate::service::{Protocol, Selected, Service, Target};
+use crate::upgrade::PendingIo;
 
 /// Where a request comes from, as forwarding tells servers.
 #[derive(Debug, Clone, Copy)]
@@ -146,7 +146,7 @@ async fn forward(
         tracing::warn!(server = %server.url, "cannot forward a protocol upgrade to an h2c backend");
         return status_response(StatusCode::BAD_GATEWAY);
     }
-    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    let client_upgrade = upgrade.as_ref().map(|_| PendingIo::of_request(&mut req));
 
     let original_host = original_host(&req);
     let websocket = upgrade
@@ -233,18 +233,18 @@ async fn forward(
             tracing::warn!(server = %server.url, "server switched protocols without being asked");
             return status_response(StatusCode::BAD_GATEWAY);
         };
-        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        let upstream_upgrade = PendingIo::of_response(&mut response);
         let hard_stop = origin.hard_stop.clone();
         let url = server.url.clone();
         tokio::spawn(async move {
-            let (client, upstream) = match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                Ok(pair) => pair,
-                Err(error) => {
-                    tracing::debug!(server = %url, %error, "upgrade did not complete");
-                    return;
-                }
-            };
-            let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+            let (mut client, mut upstream) =
+                match tokio::try_join!(client_upgrade.connect(), upstream_upgrade.connect()) {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        tracing::debug!(server = %url, %error, "upgrade did not complete");
+                        return;
+                    }
+                };
             tokio::select! {
                 () = hard_stop.cancelled() => {}
                 result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
@@ -261,7 +261,7 @@ async fn forward(
 
     let (mut parts, body) = response.into_parts();
     headers::strip_response(&mut parts.headers, false);
-    Response::from_parts(parts, ProxyBody::incoming(body))
+    Response::from_parts(parts, body)
 }
 
 /// The Host the client asked for: the `:authority` of an HTTP/2 request (or

@@ -21,6 +21,7 @@ mod body;
 mod config;
 mod dispatch;
 mod forward;
+mod h1;
 mod headers;
 mod healthcheck;
 mod listeners;
@@ -38,6 +39,7 @@ mod shutdown;
 mod snapshot_client;
 mod state;
 mod tls;
+mod upgrade;
 
 #[cfg(test)]
 mod proxy_tests;

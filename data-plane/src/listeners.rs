@@ -7,40 +7,35 @@
 //! [`crate::serving`]), bound to the same address with `SO_REUSEPORT` when
 //! there are several, each accepting on its own runtime.
 //!
-//! Each connection is served by hyper-util's auto builder (HTTP/1.1 with
-//! keep-alive and HTTP/2 with prior knowledge on the same port, upgrades
-//! allowed), with `TCP_NODELAY`, a header read timeout and bounded headers.
-//! On an entry point with TLS routers, a connection that opens with a TLS
+//! Each connection is served by `h1::serve` (HTTP/1.1 with keep-alive and
+//! upgrades, and HTTP/2 with prior knowledge on the same port, handed to
+//! hyper), with `TCP_NODELAY`, a header read timeout and bounded heads. On
+//! an entry point with TLS routers, a connection that opens with a TLS
 //! handshake is terminated first (`tls::accept`, with the TLS settings of
 //! the runtime current at that moment); HTTP/2 is then chosen by ALPN.
 
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::rt::{Read, Write};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper::server::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::runtime::Handle;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{ConnInfo, Dispatcher};
+use crate::h1::{self, ServerSettings, StopSignal};
 use crate::runtime::Runtime;
 use crate::tls::{self, Accepted};
 
 /// Time a client has to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bound on the bytes of a request head (HTTP/1.1 buffer, HTTP/2 header list).
+/// Bound on the bytes of a request head (HTTP/1.1 head, HTTP/2 header list).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Bound on the number of HTTP/1.1 request headers.
-const MAX_HEADERS: usize = 128;
 /// Pending connections the kernel queues per listener.
 const BACKLOG: u32 = 1024;
 
@@ -156,7 +151,7 @@ pub(crate) struct Listeners {
     active: HashMap<String, Active>,
     draining: JoinSet<()>,
     dispatcher: Arc<Dispatcher>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    settings: Arc<ServerSettings>,
     grace_period: Duration,
     hard_stop: CancellationToken,
     /// The runtimes that accept and serve connections.
@@ -176,23 +171,20 @@ impl Listeners {
         if serving.is_empty() {
             serving.push(Handle::current());
         }
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(MAX_HEADER_BYTES)
-            .max_headers(MAX_HEADERS)
-            .keep_alive(true);
-        builder
-            .http2()
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
             .timer(TokioTimer::new())
             .max_header_list_size(MAX_HEADER_BYTES as u32);
+        let settings = ServerSettings {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_head_bytes: MAX_HEADER_BYTES,
+            http2,
+        };
         Self {
             active: HashMap::new(),
             draining: JoinSet::new(),
             dispatcher,
-            builder: Arc::new(builder),
+            settings: Arc::new(settings),
             grace_period,
             hard_stop,
             serving,
@@ -273,7 +265,7 @@ impl Listeners {
                         entry_point.clone(),
                         listener,
                         self.dispatcher.clone(),
-                        self.builder.clone(),
+                        self.settings.clone(),
                         stop.clone(),
                         self.grace_period,
                         self.hard_stop.clone(),
@@ -315,7 +307,7 @@ async fn accept_loop(
     entry_point: Arc<str>,
     listener: std::net::TcpListener,
     dispatcher: Arc<Dispatcher>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    settings: Arc<ServerSettings>,
     stop: CancellationToken,
     grace_period: Duration,
     hard_stop: CancellationToken,
@@ -327,8 +319,8 @@ async fn accept_loop(
             return;
         }
     };
-    let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
+    let connections_stop = Arc::new(StopSignal::default());
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
@@ -351,23 +343,27 @@ async fn accept_loop(
                     stream,
                     conn,
                     dispatcher.clone(),
-                    builder.clone(),
-                    graceful.watcher(),
+                    settings.clone(),
+                    connections_stop.clone(),
                 ));
             }
         }
     }
     drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(grace_period) => {
-            tracing::warn!(
-                entry_point = %entry_point,
-                connections = connections.len(),
-                "grace period over: closing the remaining connections"
-            );
-        }
-        () = hard_stop.cancelled() => {}
+    // Idle connections close at the stop; busy ones after their response.
+    connections_stop.stop();
+    let finished = async { while connections.join_next().await.is_some() {} };
+    let open = tokio::select! {
+        () = finished => false,
+        () = tokio::time::sleep(grace_period) => true,
+        () = hard_stop.cancelled() => true,
+    };
+    if open {
+        tracing::warn!(
+            entry_point = %entry_point,
+            connections = connections.len(),
+            "grace period over: closing the remaining connections"
+        );
     }
     connections.abort_all();
     while connections.join_next().await.is_some() {}
@@ -379,8 +375,8 @@ async fn serve_connection(
     stream: TcpStream,
     conn: ConnInfo,
     dispatcher: Arc<Dispatcher>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: Watcher,
+    settings: Arc<ServerSettings>,
+    stop: Arc<StopSignal>,
 ) {
     let peer = conn.peer;
     let runtime = dispatcher.runtime();
@@ -389,44 +385,20 @@ async fn serve_connection(
         .and_then(|entry_point| entry_point.tls.as_ref());
     let Some(tls) = tls else {
         drop(runtime);
-        serve_http(TokioIo::new(stream), conn, dispatcher, &builder, watcher).await;
+        h1::serve(stream, conn, dispatcher, settings, stop).await;
         return;
     };
     let accepted = tokio::time::timeout(HEADER_READ_TIMEOUT, tls::accept(stream, tls)).await;
     drop(runtime);
     match accepted {
         Ok(Ok(Accepted::Plain(stream))) => {
-            serve_http(TokioIo::new(stream), conn, dispatcher, &builder, watcher).await;
+            h1::serve(stream, conn, dispatcher, settings, stop).await;
         }
         Ok(Ok(Accepted::Tls(stream, info))) => {
             let conn = conn.with_tls(info);
-            serve_http(TokioIo::new(stream), conn, dispatcher, &builder, watcher).await;
+            h1::serve(stream, conn, dispatcher, settings, stop).await;
         }
         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-    }
-}
-
-async fn serve_http<I>(
-    io: I,
-    conn: ConnInfo,
-    dispatcher: Arc<Dispatcher>,
-    builder: &auto::Builder<TokioExecutor>,
-    watcher: Watcher,
-) where
-    I: Read + Write + Unpin + Send + 'static,
-{
-    let conn = Arc::new(conn);
-    let peer = conn.peer;
-    let service = service_fn(move |req| {
-        let dispatcher = dispatcher.clone();
-        let conn = conn.clone();
-        async move { Ok::<_, Infallible>(dispatcher.handle(req, &conn).await) }
-    });
-    let connection = builder
-        .serve_connection_with_upgrades(io, service)
-        .into_owned();
-    if let Err(error) = watcher.watch(connection).await {
-        tracing::debug!(%peer, %error, "connection ended with an error");
     }
 }

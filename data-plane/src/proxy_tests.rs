@@ -226,6 +226,11 @@ impl Harness {
         }
     }
 
+    /// The runtime being served.
+    pub(crate) fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
     pub(crate) fn address(&self) -> SocketAddr {
         self.runtime
             .load()

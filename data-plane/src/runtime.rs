@@ -107,6 +107,9 @@ pub(crate) struct RouteTarget {
     pub(crate) service: Arc<Service>,
     /// Entry point then router middlewares.
     pub(crate) chain: Chain,
+    /// No middleware, and the service forwards straight to `http://`
+    /// servers: a bodiless HTTP/1.1 request may take `h1::direct`.
+    pub(crate) direct: bool,
 }
 
 /// Which peers may set `X-Forwarded-*` headers.
@@ -327,6 +330,7 @@ impl Runtime {
                     priority: default_priority(router.priority, &router.rule),
                     matcher,
                     target: RouteTarget {
+                        direct: chain.is_empty() && service.forwards_directly(),
                         service: service.clone(),
                         chain,
                     },

@@ -14,12 +14,15 @@ use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 
 thread_local! {
-    static SERVING_INDEX: Cell<usize> = const { Cell::new(0) };
+    static POOL_SLOT: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The index of the serving thread running this code; 0 elsewhere.
-pub(crate) fn serving_index() -> usize {
-    SERVING_INDEX.with(Cell::get)
+/// The backend connection pools a thread uses: `1 + i` on serving thread
+/// `i`, 0 on every other thread (the control runtime's health checks, the
+/// in-process tests), so a pooled connection is only driven by the runtime
+/// it is registered with. Clients keep `serving threads + 1` pools.
+pub(crate) fn pool_slot() -> usize {
+    POOL_SLOT.with(Cell::get)
 }
 
 /// The serving threads of a proxy; stopping (or dropping) them ends every
@@ -44,7 +47,7 @@ impl ServingThreads {
             let thread = std::thread::Builder::new()
                 .name(format!("sluice-serve-{index}"))
                 .spawn(move || {
-                    SERVING_INDEX.with(|cell| cell.set(index));
+                    POOL_SLOT.with(|cell| cell.set(index + 1));
                     // Either a stop or the sender dropped: both mean stop.
                     let _ = runtime.block_on(stopped);
                 })?;

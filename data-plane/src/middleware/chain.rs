@@ -62,6 +62,11 @@ impl Chain {
         }
     }
 
+    /// Whether the chain has no middleware.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.middlewares.is_empty()
+    }
+
     /// Serves `req` through the middlewares, then `service`.
     pub(crate) async fn run(
         &self,

@@ -181,7 +181,7 @@ impl ForwardAuth {
             {
                 auth_parts.headers.insert(LOCATION, absolute);
             }
-            return Response::from_parts(auth_parts, ProxyBody::incoming(auth_body));
+            return Response::from_parts(auth_parts, auth_body);
         }
         let auth_headers = auth.headers();
         self.copy_auth_headers(auth_headers, &mut parts.headers);

@@ -11,7 +11,9 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use http::{HeaderMap, HeaderName, Method};
+use http::{HeaderName, Method};
+
+use crate::headers::{HeaderFields, visible_ascii};
 use ipnet::IpNet;
 use regex::Regex;
 use sluice_proto::v1::{self, matcher::Kind};
@@ -51,7 +53,7 @@ pub(crate) struct RequestView<'a> {
     /// Request method.
     pub(crate) method: &'a Method,
     /// Request headers.
-    pub(crate) headers: &'a HeaderMap,
+    pub(crate) headers: &'a dyn HeaderFields,
     /// Raw query string, without `?`.
     pub(crate) query: Option<&'a str>,
     /// IP of the TCP peer, IPv4-mapped addresses folded to IPv4.
@@ -130,16 +132,12 @@ impl Matcher {
             Self::PathPrefix(prefix) => req.path.starts_with(prefix.as_str()),
             Self::PathRegexp(re) => re.is_match(req.path),
             Self::Method(method) => req.method.as_str().eq_ignore_ascii_case(method),
-            Self::Header(name, value) => req
-                .headers
-                .get_all(name)
-                .iter()
-                .any(|v| v.as_bytes() == value.as_bytes()),
-            Self::HeaderRegexp(name, re) => req
-                .headers
-                .get_all(name)
-                .iter()
-                .any(|v| v.to_str().is_ok_and(|v| re.is_match(v))),
+            Self::Header(name, value) => {
+                req.headers.find_value(name, &mut |v| v == value.as_bytes())
+            }
+            Self::HeaderRegexp(name, re) => req.headers.find_value(name, &mut |v| {
+                visible_ascii(v).is_some_and(|v| re.is_match(v))
+            }),
             Self::Query(key, value) => query_values(req.query, key).any(|v| match value {
                 Some(expected) => v == expected.as_str(),
                 None => true,
@@ -281,6 +279,8 @@ mod tests {
     fn any(children: Vec<v1::Matcher>) -> v1::Matcher {
         leaf(Kind::Any(MatcherList { matchers: children }))
     }
+
+    use http::HeaderMap;
 
     struct Req {
         host: &'static str,

@@ -1,20 +1,23 @@
-//! The HTTP client the proxy uses towards backends: hyper-util's pooled
-//! client, one per protocol (HTTP/1.1 for `http://`, TLS for `https://` with
-//! HTTP/2 when the server picks `h2` by ALPN, HTTP/2 with prior knowledge for
-//! `h2c://`), with Traefik's forwarding timeouts.
+//! The HTTP client the proxy uses towards backends, one per protocol: the
+//! proxy's own HTTP/1.1 client (`crate::h1`) for `http://`, hyper-util's
+//! pooled client for TLS (`https://`, HTTP/2 when the server picks `h2` by
+//! ALPN) and for HTTP/2 with prior knowledge (`h2c://`); with Traefik's
+//! forwarding timeouts.
 //!
 //! There is one client per servers transport (and one default), living in
 //! the proxy's shared state keyed by the transport's content, so pooled
 //! connections survive snapshot swaps that do not change the transport.
-//! A client keeps one set of pools per serving thread: a request uses
+//! A client keeps one set of pools per serving thread (and one for the
+//! other threads, see `crate::serving::pool_slot`): a request uses
 //! connections driven by its own thread.
 
 use std::error::Error as StdError;
 use std::io;
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+use bytes::Bytes;
+use http::uri::Authority;
+use http::{Method, Request, Response, StatusCode};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -23,8 +26,9 @@ use rustls::pki_types::ServerName;
 use sluice_proto::v1;
 
 use super::upstream::Protocol;
-use crate::body::ProxyBody;
-use crate::serving::serving_index;
+use crate::body::{BoxError, ProxyBody};
+use crate::h1::{self, PoolLimits, ServerPools};
+use crate::serving::pool_slot;
 use crate::tls::{TlsError, client_config};
 
 /// Timeouts and pooling of backend connections.
@@ -63,13 +67,32 @@ impl Default for UpstreamConfig {
 pub(crate) enum SendError {
     /// The connection could not be established (refused, unreachable, DNS).
     #[error("cannot connect to the server")]
-    Connect(#[source] hyper_util::client::legacy::Error),
+    Connect(#[source] BoxError),
     /// The server did not send a response head in time.
     #[error("no response headers within {0:?}")]
     ResponseHeaderTimeout(Duration),
     /// The exchange failed after the connection was made.
     #[error("request to the server failed")]
-    Request(#[source] hyper_util::client::legacy::Error),
+    Request(#[source] BoxError),
+}
+
+impl From<hyper_util::client::legacy::Error> for SendError {
+    fn from(error: hyper_util::client::legacy::Error) -> Self {
+        if error.is_connect() {
+            Self::Connect(error.into())
+        } else {
+            Self::Request(error.into())
+        }
+    }
+}
+
+impl From<h1::ExchangeError> for SendError {
+    fn from(error: h1::ExchangeError) -> Self {
+        match error {
+            h1::ExchangeError::Connect(_) => Self::Connect(error.into()),
+            other => Self::Request(other.into()),
+        }
+    }
 }
 
 impl SendError {
@@ -82,7 +105,7 @@ impl SendError {
     pub(crate) fn status(&self) -> StatusCode {
         let timed_out = match self {
             Self::ResponseHeaderTimeout(_) => true,
-            Self::Connect(e) | Self::Request(e) => is_timeout(e),
+            Self::Connect(e) | Self::Request(e) => is_timeout(e.as_ref()),
         };
         if timed_out {
             StatusCode::GATEWAY_TIMEOUT
@@ -131,14 +154,16 @@ impl UpstreamConfig {
 /// Pooled clients to backends.
 #[derive(Debug)]
 pub(crate) struct UpstreamClient {
-    /// One per serving thread.
+    /// `http://` servers.
+    http1: h1::Client,
+    /// `https://` and `h2c://` servers, one set per pool slot.
     pools: Box<[Pools]>,
     response_header_timeout: Option<Duration>,
 }
 
 #[derive(Debug)]
 struct Pools {
-    http: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    https: Client<HttpsConnector<HttpConnector>, ProxyBody>,
     h2c: Client<HttpConnector, ProxyBody>,
 }
 
@@ -188,13 +213,19 @@ impl UpstreamClient {
         h2c_builder
             .http2_only(true)
             .http2_keep_alive_interval(Duration::from_secs(30));
-        let pools = (0..config.serving_threads.max(1))
+        let slots = config.serving_threads.max(1) + 1;
+        let pools = (0..slots)
             .map(|_| Pools {
-                http: builder.build(https.clone()),
+                https: builder.build(https.clone()),
                 h2c: h2c_builder.build(connector.clone()),
             })
             .collect();
+        let limits = PoolLimits {
+            idle_timeout: config.idle_timeout,
+            max_idle_per_host: config.max_idle_per_host,
+        };
         Ok(Self {
+            http1: h1::Client::new(config.dial_timeout, limits, slots),
             pools,
             response_header_timeout: config.response_header_timeout,
         })
@@ -206,25 +237,54 @@ impl UpstreamClient {
         &self,
         protocol: Protocol,
         req: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, SendError> {
-        let pools = &self.pools[serving_index() % self.pools.len()];
-        let response = match protocol {
-            Protocol::H2c => pools.h2c.request(req),
-            Protocol::Http1 | Protocol::Https => pools.http.request(req),
-        };
-        let result = match self.response_header_timeout {
-            Some(limit) => tokio::time::timeout(limit, response)
+    ) -> Result<Response<ProxyBody>, SendError> {
+        match self.response_header_timeout {
+            Some(limit) => tokio::time::timeout(limit, self.send_now(protocol, req))
                 .await
                 .map_err(|_| SendError::ResponseHeaderTimeout(limit))?,
-            None => response.await,
+            None => self.send_now(protocol, req).await,
+        }
+    }
+
+    /// An `http://` server's idle connections, for [`UpstreamClient::send_direct`].
+    pub(crate) fn server_pools(&self, authority: &Authority) -> ServerPools {
+        self.http1.server_pools(authority)
+    }
+
+    /// Sends a request head written by direct forwarding (`h1::direct`) to
+    /// the `http://` server at `authority`, with no body.
+    pub(crate) async fn send_direct(
+        &self,
+        authority: &Authority,
+        pools: &ServerPools,
+        head: Bytes,
+        method: &Method,
+        replayable: bool,
+    ) -> Result<h1::Exchanged, SendError> {
+        let exchange = self
+            .http1
+            .send_raw(authority, Some(pools), head, None, method, replayable);
+        let result = match self.response_header_timeout {
+            Some(limit) => tokio::time::timeout(limit, exchange)
+                .await
+                .map_err(|_| SendError::ResponseHeaderTimeout(limit))?,
+            None => exchange.await,
         };
-        result.map_err(|e| {
-            if e.is_connect() {
-                SendError::Connect(e)
-            } else {
-                SendError::Request(e)
-            }
-        })
+        Ok(result?)
+    }
+
+    async fn send_now(
+        &self,
+        protocol: Protocol,
+        req: Request<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, SendError> {
+        let pools = || &self.pools[pool_slot() % self.pools.len()];
+        let response = match protocol {
+            Protocol::Http1 => return Ok(self.http1.send(req).await?),
+            Protocol::H2c => pools().h2c.request(req).await?,
+            Protocol::Https => pools().https.request(req).await?,
+        };
+        Ok(response.map(ProxyBody::incoming))
     }
 }
 

@@ -34,6 +34,12 @@ impl Failover {
         }
     }
 
+    /// Whether a request is forwarded straight to an `http://` server,
+    /// whichever service it goes to, with no cookie set.
+    pub(crate) fn forwards_directly(&self) -> bool {
+        self.main.forwards_directly() && self.fallback.forwards_directly()
+    }
+
     /// True when either service can take traffic.
     pub(crate) fn is_available(&self) -> bool {
         self.main.is_available() || self.fallback.is_available()

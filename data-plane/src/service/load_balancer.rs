@@ -10,7 +10,7 @@ use super::ServiceError;
 use super::client::UpstreamClient;
 use super::health_check::{CheckSpec, HealthCheckConfig, ServerKey};
 use super::sticky::{Sticky, server_name};
-use super::upstream::{ServerUrl, Upstream};
+use super::upstream::{Protocol, ServerUrl, Upstream};
 use super::wrr::Rotation;
 use crate::shared::SharedState;
 
@@ -57,7 +57,10 @@ impl LoadBalancer {
                 }
                 None => shared.health.unchecked(),
             };
+            let pools = (target.protocol == Protocol::Http1)
+                .then(|| client.server_pools(&target.authority));
             servers.push(Upstream {
+                pools,
                 url: server.url.clone(),
                 host_header: HeaderValue::from_str(target.authority.as_str())
                     .map_err(|_| ServiceError::ServerHost(server.url.clone()))?,
@@ -115,6 +118,16 @@ impl LoadBalancer {
         let i = self.rotation.next(|i| servers[i].health.is_healthy())?;
         set_cookies.push(sticky.set_cookie(i));
         Some(&servers[i])
+    }
+
+    /// Whether a request is forwarded straight to an `http://` server (no
+    /// sticky cookie to set or follow).
+    pub(crate) fn forwards_directly(&self) -> bool {
+        self.sticky.is_none()
+            && self
+                .servers
+                .iter()
+                .all(|server| server.target.protocol == Protocol::Http1)
     }
 
     /// True when some server can take traffic.

@@ -150,6 +150,18 @@ impl Service {
         }
     }
 
+    /// Whether every request is forwarded straight to an `http://` server,
+    /// with no sticky cookie and no mirror: what direct forwarding
+    /// (`h1::direct`) serves.
+    pub(crate) fn forwards_directly(&self) -> bool {
+        match self {
+            Self::LoadBalancer(balancer) => balancer.forwards_directly(),
+            Self::Weighted(weighted) => weighted.forwards_directly(),
+            Self::Failover(failover) => failover.forwards_directly(),
+            Self::Mirroring(_) => false,
+        }
+    }
+
     /// True when some server can take traffic.
     pub(crate) fn is_available(&self) -> bool {
         match self {

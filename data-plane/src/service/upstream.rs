@@ -7,6 +7,7 @@ use http::HeaderValue;
 use http::uri::{Authority, Uri};
 
 use super::health_check::ServerHealth;
+use crate::h1::ServerPools;
 
 /// Why a server URL is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +92,8 @@ pub(crate) struct Upstream {
     pub(crate) weight: u32,
     /// Shared with the health checker; survives snapshot swaps.
     pub(crate) health: Arc<ServerHealth>,
+    /// Its idle connections, for an `http://` server.
+    pub(crate) pools: Option<ServerPools>,
 }
 
 #[cfg(test)]

@@ -68,6 +68,12 @@ impl Weighted {
         children[child].target(headers, set_cookies)
     }
 
+    /// Whether a request is forwarded straight to an `http://` server,
+    /// whichever child it goes to, with no cookie set.
+    pub(crate) fn forwards_directly(&self) -> bool {
+        self.sticky.is_none() && self.children.iter().all(|child| child.forwards_directly())
+    }
+
     /// True when some child with a non-zero weight can take traffic.
     pub(crate) fn is_available(&self) -> bool {
         self.children

@@ -1,0 +1,671 @@
+//! The HTTP/1.1 client the proxy forwards `http://` requests with, driven
+//! by the request's own task: the request head (and a body that is ready)
+//! is written straight to a pooled connection, the response head read back,
+//! and the response body reads from that connection as the client side
+//! consumes it, handing the connection back to its pool when the body ends.
+//! No connection task and no channel sit in between.
+//!
+//! A request body is written while the response head is awaited, so a
+//! server may answer before reading all of it; the connection is then not
+//! reused. A request on a reused connection that fails before any byte of
+//! a response arrived is sent again on a new connection when that is safe
+//! (no body, and a method Go's transport also replays), as a pooled
+//! connection the server closed at the same moment looks just like that.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST};
+use http::request::Parts;
+use http::uri::Authority;
+use http::{HeaderName, Method, Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use tokio::net::TcpStream;
+use tokio_util::io::poll_read_buf;
+
+use super::decode::{Decoder, READ_SIZE};
+use super::framing::{self, Framing};
+use super::head::{self, RawResponse};
+use super::pool::{self, Connection, Pool, PoolLimits, Return, ServerPools};
+use super::rewind::Rewind;
+use super::write::{BodyWriteError, BodyWriter, Encoder, WriteQueue, announced_trailers};
+use crate::body::{BoxError, ProxyBody};
+use crate::headers::HeaderFields;
+use crate::serving::pool_slot;
+
+/// Bound on a response head (hyper's default read buffer limit).
+const MAX_RESPONSE_HEAD: usize = 8192 + 4096 * 100;
+
+/// Why an exchange with a server failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExchangeError {
+    /// No connection could be opened.
+    #[error("cannot connect to the server")]
+    Connect(#[source] io::Error),
+    /// The request has no authority to connect to, or a bad length.
+    #[error("the request cannot be sent: {0}")]
+    Request(&'static str),
+    /// The request body being forwarded failed.
+    #[error("the request body failed")]
+    Body(#[source] BoxError),
+    /// Reading or writing the connection failed.
+    #[error("the connection to the server failed")]
+    Io(#[source] io::Error),
+    /// The server closed the connection without a response.
+    #[error("the server closed the connection before responding")]
+    Closed(#[source] Option<io::Error>),
+    /// The response head is not HTTP/1.x, or its length is unknowable.
+    #[error("invalid response from the server")]
+    Response(#[source] BoxError),
+}
+
+impl ExchangeError {
+    /// Nothing of a response was received: sending again is possible.
+    fn nothing_received(&self) -> bool {
+        matches!(self, Self::Closed(_))
+            || matches!(self, Self::Io(e) if matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted
+            ))
+    }
+}
+
+/// Sends requests over HTTP/1.1, with one connection pool per serving
+/// thread.
+#[derive(Debug)]
+pub(crate) struct Client {
+    dial_timeout: Duration,
+    pools: Box<[Arc<Pool>]>,
+}
+
+/// The framing of a request's body; its framing line is written to `out`.
+fn request_framing(
+    parts: &Parts,
+    body: &ProxyBody,
+    out: &mut BytesMut,
+) -> Result<Framing, ExchangeError> {
+    if parts.headers.contains_key(CONTENT_LENGTH) {
+        return framing::request(Version::HTTP_11, &parts.headers)
+            .map_err(|_| ExchangeError::Request("invalid Content-Length"));
+    }
+    if body.is_end_stream() {
+        // Servers may refuse a POST without a length (411).
+        let expects_body = !matches!(
+            parts.method,
+            Method::GET
+                | Method::HEAD
+                | Method::DELETE
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::CONNECT
+        );
+        if expects_body {
+            head::put_number_line(out, b"content-length", 0);
+        }
+        return Ok(Framing::Empty);
+    }
+    Ok(match body.size_hint().exact() {
+        Some(length) => {
+            head::put_number_line(out, b"content-length", length);
+            Framing::Length(length)
+        }
+        None => {
+            out.put_slice(b"transfer-encoding: chunked\r\n");
+            Framing::Chunked
+        }
+    })
+}
+
+/// Whether a request may be sent again after its connection failed before
+/// any response (Go's `isReplayable`, for bodiless requests).
+pub(crate) fn replayable<H: HeaderFields + ?Sized>(
+    method: &Method,
+    headers: &H,
+    framing: Framing,
+) -> bool {
+    framing == Framing::Empty
+        && (matches!(
+            *method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        ) || headers.contains(&IDEMPOTENCY_KEY)
+            || headers.contains(&X_IDEMPOTENCY_KEY))
+}
+
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const X_IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("x-idempotency-key");
+
+/// Whether the server lets the connection carry another request.
+fn server_keeps_alive(head: &RawResponse) -> bool {
+    let has_token = |token: &[u8]| {
+        head.head.find_value(&CONNECTION, &mut |value| {
+            value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+        })
+    };
+    match head.version {
+        Version::HTTP_11 => !has_token(b"close"),
+        _ => has_token(b"keep-alive"),
+    }
+}
+
+/// A response head as the server sent it, with what follows it.
+#[derive(Debug)]
+pub(crate) struct Exchanged {
+    pub(crate) head: RawResponse,
+    pub(crate) rest: AfterHead,
+}
+
+/// What follows a response head.
+#[derive(Debug)]
+pub(crate) enum AfterHead {
+    /// The body, streaming from the connection.
+    Body(ResponseBody),
+    /// After a `101`: the connection, for the tunnel.
+    Upgraded(PendingUpgrade),
+}
+
+impl Exchanged {
+    /// As an `http` response.
+    fn into_response(self) -> Result<Response<ProxyBody>, ExchangeError> {
+        let head = self
+            .head
+            .into_response_head()
+            .map_err(|e| ExchangeError::Response(e.into()))?;
+        let mut response = match self.rest {
+            AfterHead::Body(body) => Response::new(ProxyBody::upstream(body)),
+            AfterHead::Upgraded(upgrade) => {
+                let mut response = Response::new(ProxyBody::empty());
+                response.extensions_mut().insert(upgrade);
+                response
+            }
+        };
+        *response.status_mut() = head.status;
+        *response.version_mut() = head.version;
+        *response.headers_mut() = head.headers;
+        Ok(response)
+    }
+}
+
+impl Client {
+    /// A client dialing within `dial_timeout`, with `pools` sets of idle
+    /// connections kept within `limits` (see [`crate::serving::pool_slot`]).
+    pub(crate) fn new(dial_timeout: Duration, limits: PoolLimits, pools: usize) -> Self {
+        Self {
+            dial_timeout,
+            pools: (0..pools.max(1)).map(|_| Pool::new(limits)).collect(),
+        }
+    }
+
+    /// Sends `req` (absolute URI) to its authority, on a pooled connection
+    /// of this thread's pool or a new one, and returns the response head
+    /// with its body streaming.
+    pub(crate) async fn send(
+        &self,
+        req: Request<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, ExchangeError> {
+        let (parts, body) = req.into_parts();
+        let authority = parts
+            .uri
+            .authority()
+            .cloned()
+            .ok_or(ExchangeError::Request("no authority in the request URI"))?;
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let mut head_buf = BytesMut::new();
+        head::encode_request(&parts.method, target, &parts.headers, &mut head_buf);
+        if !parts.headers.contains_key(HOST) {
+            head_buf.put_slice(b"host: ");
+            head_buf.put_slice(authority.as_str().as_bytes());
+            head_buf.put_slice(b"\r\n");
+        }
+        let framing = request_framing(&parts, &body, &mut head_buf)?;
+        head_buf.put_slice(b"\r\n");
+        let replay = replayable(&parts.method, &parts.headers, framing);
+        let trailers = announced_trailers(&parts.headers);
+        let writer = BodyWriter::new(body, Encoder::new(framing, trailers));
+        self.send_raw(
+            &authority,
+            None,
+            head_buf.freeze(),
+            Some(writer),
+            &parts.method,
+            replay,
+        )
+        .await?
+        .into_response()
+    }
+
+    /// `authority`'s idle connections in every pool of this client, for
+    /// [`Client::send_raw`].
+    pub(crate) fn server_pools(&self, authority: &Authority) -> ServerPools {
+        Pool::server_pools(&self.pools, authority)
+    }
+
+    /// Sends a request whose head is written already (`head`, ending with
+    /// its empty line) to `authority`, then `body`; returns the response
+    /// head as the server sent it, with its body. `pools`: the server's
+    /// idle connections when known (else looked up by authority).
+    /// `replayable`: the request may be sent again on a new connection
+    /// when a pooled one fails before answering.
+    pub(crate) async fn send_raw(
+        &self,
+        authority: &Authority,
+        pools: Option<&ServerPools>,
+        head: Bytes,
+        body: Option<BodyWriter>,
+        method: &Method,
+        replayable: bool,
+    ) -> Result<Exchanged, ExchangeError> {
+        let slot = pool_slot();
+        let back = match pools {
+            Some(pools) => pools.slot(slot).clone(),
+            None => self.pools[slot % self.pools.len()].host(authority),
+        };
+        let connection = match back.checkout() {
+            Some(connection) => connection,
+            None => Box::pin(self.dial(authority)).await?,
+        };
+        let reused = connection.reused;
+        let result = exchange(connection, back.clone(), head.clone(), body, method).await;
+        match result {
+            Err(error) if reused && replayable && error.nothing_received() => {
+                tracing::debug!(%authority, %error, "pooled connection failed: sending again on a new one");
+                let connection = Box::pin(self.dial(authority)).await?;
+                Box::pin(exchange(connection, back, head, None, method)).await
+            }
+            other => other,
+        }
+    }
+
+    async fn dial(&self, authority: &Authority) -> Result<Connection, ExchangeError> {
+        pool::connect(authority, self.dial_timeout)
+            .await
+            .map_err(ExchangeError::Connect)
+    }
+}
+
+/// One request and its response head on `connection`.
+async fn exchange(
+    mut connection: Connection,
+    back: Return,
+    head_bytes: Bytes,
+    body: Option<BodyWriter>,
+    method: &Method,
+) -> Result<Exchanged, ExchangeError> {
+    let mut queue = WriteQueue::default();
+    queue.push(head_bytes);
+    let mut writing = body;
+    let mut write_failure: Option<ExchangeError> = None;
+    let head = poll_fn(|cx| {
+        if let Some(writer) = &mut writing {
+            match writer.poll_write(cx, &mut connection.io, &mut queue) {
+                Poll::Ready(Ok(())) => writing = None,
+                Poll::Ready(Err(BodyWriteError::Io(error))) => {
+                    // The server may have answered before reading it all.
+                    write_failure = Some(ExchangeError::Io(error));
+                    writing = None;
+                }
+                Poll::Ready(Err(BodyWriteError::Body(error))) => {
+                    return Poll::Ready(Err(ExchangeError::Body(error)));
+                }
+                Poll::Ready(Err(BodyWriteError::LengthMismatch)) => {
+                    return Poll::Ready(Err(ExchangeError::Request(
+                        "the body does not match its Content-Length",
+                    )));
+                }
+                Poll::Pending => {}
+            }
+        } else if write_failure.is_none() && queue.len() > 0 {
+            match queue.poll_flush(cx, &mut connection.io) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => write_failure = Some(ExchangeError::Io(error)),
+                Poll::Pending => {}
+            }
+        }
+        poll_head(cx, &mut connection, &mut write_failure)
+    })
+    .await?;
+    let sent = writing.is_none() && queue.len() == 0 && write_failure.is_none();
+
+    if head.status == StatusCode::SWITCHING_PROTOCOLS {
+        let leftover = connection.read_buf.split().freeze();
+        let upgraded = PendingUpgrade::new(Rewind::new(connection.io, leftover));
+        return Ok(Exchanged {
+            head,
+            rest: AfterHead::Upgraded(upgraded),
+        });
+    }
+    let framing = framing::response(method, head.status, &head.head)
+        .map_err(|e| ExchangeError::Response(e.into()))?;
+    let reusable = sent && framing != Framing::UntilClose && server_keeps_alive(&head);
+    let body = ResponseBody::new(connection, Decoder::new(framing), reusable.then_some(back));
+    Ok(Exchanged {
+        head,
+        rest: AfterHead::Body(body),
+    })
+}
+
+/// Reads until a final response head (skipping `1xx` other than `101`).
+fn poll_head(
+    cx: &mut Context<'_>,
+    connection: &mut Connection,
+    write_failure: &mut Option<ExchangeError>,
+) -> Poll<Result<RawResponse, ExchangeError>> {
+    loop {
+        match head::parse_response(&mut connection.read_buf, MAX_RESPONSE_HEAD) {
+            Ok(Some(head))
+                if head.status.is_informational()
+                    && head.status != StatusCode::SWITCHING_PROTOCOLS =>
+            {
+                continue;
+            }
+            Ok(Some(head)) => return Poll::Ready(Ok(head)),
+            Ok(None) => {}
+            Err(error) => return Poll::Ready(Err(ExchangeError::Response(error.into()))),
+        }
+        if connection.read_buf.capacity() - connection.read_buf.len() < READ_SIZE / 4 {
+            connection.read_buf.reserve(READ_SIZE);
+        }
+        match poll_read_buf(Pin::new(&mut connection.io), cx, &mut connection.read_buf) {
+            Poll::Ready(Ok(0)) => {
+                let cause = match write_failure.take() {
+                    Some(ExchangeError::Io(error)) => Some(error),
+                    _ => None,
+                };
+                return Poll::Ready(Err(ExchangeError::Closed(cause)));
+            }
+            Poll::Ready(Ok(_)) => {}
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(ExchangeError::Io(error))),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
+/// A response body read from a server connection; the connection goes back
+/// to its pool when the body ends, or is closed if the body is dropped
+/// before its end.
+#[derive(Debug)]
+pub(crate) struct ResponseBody {
+    connection: Option<Connection>,
+    decoder: Decoder,
+    back: Option<Return>,
+}
+
+impl ResponseBody {
+    fn new(connection: Connection, decoder: Decoder, back: Option<Return>) -> Self {
+        let mut body = Self {
+            connection: Some(connection),
+            decoder,
+            back,
+        };
+        body.release_if_done();
+        body
+    }
+
+    /// Hands the connection back once the body is read (and nothing else
+    /// arrived after it).
+    fn release_if_done(&mut self) {
+        if !self.decoder.is_done() {
+            return;
+        }
+        if let (Some(connection), Some(back)) = (self.connection.take(), self.back.take())
+            && connection.read_buf.is_empty()
+        {
+            back.put(connection);
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        let Some(connection) = this.connection.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = this
+            .decoder
+            .poll_frame(cx, &mut connection.io, &mut connection.read_buf);
+        match &polled {
+            Poll::Ready(Some(Ok(_)) | None) => this.release_if_done(),
+            Poll::Ready(Some(Err(_))) => this.connection = None,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.decoder.is_done()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.decoder
+            .remaining()
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
+}
+
+/// The server side of an upgraded exchange, in the `101` response's
+/// extensions until the tunnel takes it.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingUpgrade(Arc<Mutex<Option<Rewind<TcpStream>>>>);
+
+impl PendingUpgrade {
+    fn new(upgraded: Rewind<TcpStream>) -> Self {
+        Self(Arc::new(Mutex::new(Some(upgraded))))
+    }
+
+    /// The upgraded connection, once.
+    pub(crate) fn take(&self) -> Option<Rewind<TcpStream>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn client() -> Client {
+        Client::new(
+            Duration::from_secs(5),
+            PoolLimits {
+                idle_timeout: Duration::from_secs(60),
+                max_idle_per_host: 8,
+            },
+            1,
+        )
+    }
+
+    /// Reads one request head (and `body_len` bytes) from `socket`.
+    async fn read_request(socket: &mut TcpStream, body_len: usize) -> String {
+        let mut received = Vec::new();
+        let mut byte = [0u8; 1];
+        while !received.ends_with(b"\r\n\r\n") {
+            socket.read_exact(&mut byte).await.unwrap();
+            received.push(byte[0]);
+        }
+        let mut body = vec![0u8; body_len];
+        socket.read_exact(&mut body).await.unwrap();
+        received.extend_from_slice(&body);
+        String::from_utf8(received).unwrap()
+    }
+
+    fn get(address: std::net::SocketAddr, path: &str) -> Request<ProxyBody> {
+        Request::builder()
+            .uri(format!("http://{address}{path}"))
+            .header("host", "backend.test")
+            .body(ProxyBody::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_request_is_written_and_its_connection_reused_after_the_body() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let first = read_request(&mut socket, 0).await;
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+                .await
+                .unwrap();
+            let second = read_request(&mut socket, 0).await;
+            socket
+                .write_all(b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+                .await
+                .unwrap();
+            (first, second)
+        });
+        let client = client();
+        let response = client.send(get(address, "/a?b")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.body().size_hint().exact(), Some(5));
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+        let response = client.send(get(address, "/c")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert!(
+            response
+                .headers()
+                .contains_key(http::header::TRANSFER_ENCODING)
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"abc");
+        let (first, second) = server.await.unwrap();
+        assert_eq!(first, "GET /a?b HTTP/1.1\r\nhost: backend.test\r\n\r\n");
+        assert_eq!(second, "GET /c HTTP/1.1\r\nhost: backend.test\r\n\r\n");
+    }
+
+    #[tokio::test]
+    async fn bodies_are_sent_with_their_length_or_chunked() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let sized = read_request(&mut socket, 4).await;
+            socket
+                .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .await
+                .unwrap();
+            let streamed = read_request(&mut socket, "2\r\nab\r\n0\r\n\r\n".len()).await;
+            socket
+                .write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            (sized, streamed)
+        });
+        let client = client();
+        let sized = Request::post(format!("http://{address}/up"))
+            .body(ProxyBody::full("data"))
+            .unwrap();
+        let response = client.send(sized).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert!(response.body().is_end_stream());
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
+        sender
+            .send(Ok(Frame::data(Bytes::from_static(b"ab"))))
+            .await
+            .unwrap();
+        drop(sender);
+        let streamed = Request::post(format!("http://{address}/stream"))
+            .body(ProxyBody::boxed(http_body_util::StreamBody::new(
+                tokio_stream::wrappers::ReceiverStream::new(receiver),
+            )))
+            .unwrap();
+        let response = client.send(streamed).await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let (sized, streamed) = server.await.unwrap();
+        assert_eq!(
+            sized,
+            format!("POST /up HTTP/1.1\r\nhost: {address}\r\ncontent-length: 4\r\n\r\ndata")
+        );
+        assert_eq!(
+            streamed,
+            format!(
+                "POST /stream HTTP/1.1\r\nhost: {address}\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_pooled_connection_is_replaced_for_a_get() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            // First connection: one response, then the next request is read
+            // and the connection closed unanswered (the race with an idle
+            // timeout on the server).
+            let (mut socket, _) = listener.accept().await.unwrap();
+            read_request(&mut socket, 0).await;
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            read_request(&mut socket, 0).await;
+            drop(socket);
+            let (mut socket, _) = listener.accept().await.unwrap();
+            read_request(&mut socket, 0).await;
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+        });
+        let client = client();
+        let first = client.send(get(address, "/")).await.unwrap();
+        assert!(first.body().is_end_stream());
+        drop(first);
+        let second = client.send(get(address, "/")).await.unwrap();
+        let body = second.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn early_answers_informational_heads_and_bad_heads() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            read_request(&mut socket, 0).await;
+            socket
+                .write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close")
+                .await
+                .unwrap();
+            drop(socket);
+            let (mut socket, _) = listener.accept().await.unwrap();
+            read_request(&mut socket, 0).await;
+            socket.write_all(b"SSH-2.0-OpenSSH\r\n\r\n").await.unwrap();
+        });
+        let client = client();
+        let response = client.send(get(address, "/")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(!response.headers().contains_key("link"));
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"until close");
+        let error = client.send(get(address, "/")).await.unwrap_err();
+        assert!(matches!(error, ExchangeError::Response(_)), "{error:?}");
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn refused_connections_are_connect_errors() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let error = client().send(get(address, "/")).await.unwrap_err();
+        assert!(matches!(error, ExchangeError::Connect(_)), "{error:?}");
+    }
+}
