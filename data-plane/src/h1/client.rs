@@ -35,7 +35,7 @@ use super::pool::{self, Connection, Pool, PoolLimits, Return, ServerPools};
 use super::rewind::Rewind;
 use super::write::{BodyWriteError, BodyWriter, Encoder, WriteQueue, announced_trailers};
 use crate::body::{BoxError, ProxyBody};
-use crate::headers::HeaderFields;
+use crate::headers::{FieldKind, HeaderFields};
 use crate::serving::pool_slot;
 
 /// Bound on a response head (hyper's default read buffer limit).
@@ -121,18 +121,38 @@ fn request_framing(
     })
 }
 
+/// Writes `content-length: 0` for a bodiless request whose method usually
+/// carries a body: servers may refuse a POST without a length (411).
+pub(crate) fn put_empty_body_length(method: &Method, out: &mut BytesMut) {
+    let expects_body = !matches!(
+        *method,
+        Method::GET
+            | Method::HEAD
+            | Method::DELETE
+            | Method::OPTIONS
+            | Method::TRACE
+            | Method::CONNECT
+    );
+    if expects_body {
+        head::put_number_line(out, b"content-length", 0);
+    }
+}
+
+/// Whether a method may be sent again after its connection failed before
+/// any response (Go's `isReplayable`).
+pub(crate) fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
 /// Whether a request may be sent again after its connection failed before
 /// any response (Go's `isReplayable`, for bodiless requests).
-pub(crate) fn replayable<H: HeaderFields + ?Sized>(
-    method: &Method,
-    headers: &H,
-    framing: Framing,
-) -> bool {
+fn replayable<H: HeaderFields + ?Sized>(method: &Method, headers: &H, framing: Framing) -> bool {
     framing == Framing::Empty
-        && (matches!(
-            *method,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-        ) || headers.contains(&IDEMPOTENCY_KEY)
+        && (idempotent(method)
+            || headers.contains(&IDEMPOTENCY_KEY)
             || headers.contains(&X_IDEMPOTENCY_KEY))
 }
 
@@ -266,19 +286,48 @@ impl Client {
             Some(pools) => pools.slot(slot).clone(),
             None => self.pools[slot % self.pools.len()].host(authority),
         };
-        let connection = match back.checkout() {
+        let mut connection = match back.checkout() {
             Some(connection) => connection,
             None => Box::pin(self.dial(authority)).await?,
         };
-        let reused = connection.reused;
-        let result = exchange(connection, back.clone(), head.clone(), body, method).await;
-        match result {
-            Err(error) if reused && replayable && error.nothing_received() => {
-                tracing::debug!(%authority, %error, "pooled connection failed: sending again on a new one");
-                let connection = Box::pin(self.dial(authority)).await?;
-                Box::pin(exchange(connection, back, head, None, method)).await
-            }
-            other => other,
+        let mut writing = body;
+        // One exchange, and at most one more on a new connection. Written
+        // out here rather than in a function of its own: each async call
+        // level would move its whole state once per request.
+        loop {
+            let reused = connection.reused;
+            let mut queue = WriteQueue::default();
+            queue.push(head.clone());
+            let mut write_failure: Option<ExchangeError> = None;
+            let received = poll_fn(|cx| {
+                poll_send(
+                    cx,
+                    &mut connection,
+                    &mut queue,
+                    &mut writing,
+                    &mut write_failure,
+                )?;
+                poll_head(cx, &mut connection, &mut write_failure)
+            })
+            .await;
+            let response = match received {
+                Ok(response) => response,
+                Err(error) if reused && replayable && error.nothing_received() => {
+                    tracing::debug!(%authority, %error, "pooled connection failed: sending again on a new one");
+                    connection = Box::pin(self.dial(authority)).await?;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            // A server may answer before reading the whole request body
+            // (an echo, a streaming transform): the rest is sent while the
+            // response is read.
+            let upload = match writing.take() {
+                Some(writer) if write_failure.is_none() => Some(Box::new(Upload { writer, queue })),
+                _ => None,
+            };
+            let sent = upload.is_none() && write_failure.is_none();
+            return finish_exchange(connection, back, response, method, sent, upload);
         }
     }
 
@@ -289,49 +338,54 @@ impl Client {
     }
 }
 
-/// One request and its response head on `connection`.
-async fn exchange(
+/// Writes what is left of the request: the queued head, then the body.
+/// A write failure is kept for later (the server may have answered before
+/// reading everything); a failing body ends the exchange.
+fn poll_send(
+    cx: &mut Context<'_>,
+    connection: &mut Connection,
+    queue: &mut WriteQueue,
+    writing: &mut Option<BodyWriter>,
+    write_failure: &mut Option<ExchangeError>,
+) -> Result<(), ExchangeError> {
+    if let Some(writer) = writing {
+        match writer.poll_write(cx, &mut connection.io, queue) {
+            Poll::Ready(Ok(())) => *writing = None,
+            Poll::Ready(Err(BodyWriteError::Io(error))) => {
+                *write_failure = Some(ExchangeError::Io(error));
+                *writing = None;
+            }
+            Poll::Ready(Err(BodyWriteError::Body(error))) => {
+                return Err(ExchangeError::Body(error));
+            }
+            Poll::Ready(Err(BodyWriteError::LengthMismatch)) => {
+                return Err(ExchangeError::Request(
+                    "the body does not match its Content-Length",
+                ));
+            }
+            Poll::Pending => {}
+        }
+    } else if write_failure.is_none() && queue.len() > 0 {
+        match queue.poll_flush(cx, &mut connection.io) {
+            Poll::Ready(Ok(())) | Poll::Pending => {}
+            Poll::Ready(Err(error)) => *write_failure = Some(ExchangeError::Io(error)),
+        }
+    }
+    Ok(())
+}
+
+/// The response head with what follows it: the body (the connection goes
+/// back to `back` after it when it can carry another request: `sent`, the
+/// request went out whole, or `upload`, its rest, is sent before the body
+/// ends), or the connection after a `101`.
+fn finish_exchange(
     mut connection: Connection,
     back: Return,
-    head_bytes: Bytes,
-    body: Option<BodyWriter>,
+    head: RawResponse,
     method: &Method,
+    sent: bool,
+    upload: Option<Box<Upload>>,
 ) -> Result<Exchanged, ExchangeError> {
-    let mut queue = WriteQueue::default();
-    queue.push(head_bytes);
-    let mut writing = body;
-    let mut write_failure: Option<ExchangeError> = None;
-    let head = poll_fn(|cx| {
-        if let Some(writer) = &mut writing {
-            match writer.poll_write(cx, &mut connection.io, &mut queue) {
-                Poll::Ready(Ok(())) => writing = None,
-                Poll::Ready(Err(BodyWriteError::Io(error))) => {
-                    // The server may have answered before reading it all.
-                    write_failure = Some(ExchangeError::Io(error));
-                    writing = None;
-                }
-                Poll::Ready(Err(BodyWriteError::Body(error))) => {
-                    return Poll::Ready(Err(ExchangeError::Body(error)));
-                }
-                Poll::Ready(Err(BodyWriteError::LengthMismatch)) => {
-                    return Poll::Ready(Err(ExchangeError::Request(
-                        "the body does not match its Content-Length",
-                    )));
-                }
-                Poll::Pending => {}
-            }
-        } else if write_failure.is_none() && queue.len() > 0 {
-            match queue.poll_flush(cx, &mut connection.io) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(error)) => write_failure = Some(ExchangeError::Io(error)),
-                Poll::Pending => {}
-            }
-        }
-        poll_head(cx, &mut connection, &mut write_failure)
-    })
-    .await?;
-    let sent = writing.is_none() && queue.len() == 0 && write_failure.is_none();
-
     if head.status == StatusCode::SWITCHING_PROTOCOLS {
         let leftover = connection.read_buf.split().freeze();
         let upgraded = PendingUpgrade::new(Rewind::new(connection.io, leftover));
@@ -340,10 +394,22 @@ async fn exchange(
             rest: AfterHead::Upgraded(upgraded),
         });
     }
-    let framing = framing::response(method, head.status, &head.head)
+    let mut head = head;
+    let framing = framing::response(method, head.version, head.status, &head.head)
         .map_err(|e| ExchangeError::Response(e.into()))?;
-    let reusable = sent && framing != Framing::UntilClose && server_keeps_alive(&head);
-    let body = ResponseBody::new(connection, Decoder::new(framing), reusable.then_some(back));
+    if head.head.has(FieldKind::TransferEncoding) {
+        // A length beside a transfer coding says nothing of the body
+        // (RFC 9112 §6.3): it must not reach the client.
+        head.head.drop_kind(FieldKind::ContentLength);
+    }
+    let reusable =
+        (sent || upload.is_some()) && framing != Framing::UntilClose && server_keeps_alive(&head);
+    let body = ResponseBody::new(
+        connection,
+        Decoder::new(framing),
+        reusable.then_some(back),
+        upload,
+    );
     Ok(Exchanged {
         head,
         rest: AfterHead::Body(body),
@@ -386,37 +452,78 @@ fn poll_head(
     }
 }
 
+/// The rest of a request body, still being written after the response
+/// head arrived.
+#[derive(Debug)]
+struct Upload {
+    writer: BodyWriter,
+    queue: WriteQueue,
+}
+
 /// A response body read from a server connection; the connection goes back
 /// to its pool when the body ends, or is closed if the body is dropped
-/// before its end.
+/// before its end. A request body still being sent is sent while the
+/// response body is read, and given up when the response ends first (the
+/// connection is then closed).
 #[derive(Debug)]
 pub(crate) struct ResponseBody {
     connection: Option<Connection>,
     decoder: Decoder,
     back: Option<Return>,
+    /// Boxed: a body holds this one, and it is rare.
+    upload: Option<Box<Upload>>,
 }
 
 impl ResponseBody {
-    fn new(connection: Connection, decoder: Decoder, back: Option<Return>) -> Self {
+    fn new(
+        connection: Connection,
+        decoder: Decoder,
+        back: Option<Return>,
+        upload: Option<Box<Upload>>,
+    ) -> Self {
         let mut body = Self {
             connection: Some(connection),
             decoder,
             back,
+            upload,
         };
         body.release_if_done();
         body
     }
 
-    /// Hands the connection back once the body is read (and nothing else
-    /// arrived after it).
+    /// Hands the connection back once the body is read, the request body
+    /// written whole, and nothing else arrived after it.
     fn release_if_done(&mut self) {
         if !self.decoder.is_done() {
             return;
         }
-        if let (Some(connection), Some(back)) = (self.connection.take(), self.back.take())
+        let connection = self.connection.take();
+        let back = self.back.take();
+        if let (Some(connection), Some(back), None) = (connection, back, self.upload.take())
             && connection.read_buf.is_empty()
         {
             back.put(connection);
+        }
+    }
+
+    /// Writes more of the request body, if some is left.
+    fn poll_upload(&mut self, cx: &mut Context<'_>) {
+        let (Some(upload), Some(connection)) = (self.upload.as_mut(), self.connection.as_mut())
+        else {
+            return;
+        };
+        match upload
+            .writer
+            .poll_write(cx, &mut connection.io, &mut upload.queue)
+        {
+            Poll::Ready(Ok(())) => self.upload = None,
+            Poll::Ready(Err(error)) => {
+                tracing::debug!(%error, "the rest of a request body could not be sent");
+                self.upload = None;
+                // The server got part of a request: never reuse.
+                self.back = None;
+            }
+            Poll::Pending => {}
         }
     }
 }
@@ -430,6 +537,7 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = &mut *self;
+        this.poll_upload(cx);
         let Some(connection) = this.connection.as_mut() else {
             return Poll::Ready(None);
         };
@@ -655,6 +763,100 @@ mod tests {
         assert!(!response.headers().contains_key("link"));
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"until close");
+        let error = client.send(get(address, "/")).await.unwrap_err();
+        assert!(matches!(error, ExchangeError::Response(_)), "{error:?}");
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_request_body_goes_on_after_an_early_answer() {
+        // An echo that answers at once and sends back the bytes it reads.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            read_request(&mut socket, 0).await;
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await
+                .unwrap();
+            let mut received = Vec::new();
+            let mut buf = [0u8; 64];
+            while !received.ends_with(b"0\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request body stopped");
+                received.extend_from_slice(&buf[..n]);
+                let chunk = format!("{:X}\r\n", n);
+                socket.write_all(chunk.as_bytes()).await.unwrap();
+                socket.write_all(&buf[..n]).await.unwrap();
+                socket.write_all(b"\r\n").await.unwrap();
+            }
+            socket.write_all(b"0\r\n\r\n").await.unwrap();
+            received
+        });
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
+        let request = Request::post(format!("http://{address}/echo"))
+            .body(ProxyBody::boxed(http_body_util::StreamBody::new(
+                tokio_stream::wrappers::ReceiverStream::new(receiver),
+            )))
+            .unwrap();
+        let client = client();
+        let send = tokio::spawn(async move {
+            sender
+                .send(Ok(Frame::data(Bytes::from_static(b"first"))))
+                .await
+                .unwrap();
+            sender
+        });
+        let response = client.send(request).await.unwrap();
+        let mut body = response.into_body();
+        // The first piece (as it went on the wire, chunked) comes back
+        // before the second is sent.
+        let mut echoed = Vec::new();
+        while echoed.len() < b"5\r\nfirst\r\n".len() {
+            let frame = body.frame().await.unwrap().unwrap();
+            echoed.extend_from_slice(frame.data_ref().unwrap());
+        }
+        assert_eq!(echoed, b"5\r\nfirst\r\n");
+        let sender = send.await.unwrap();
+        sender
+            .send(Ok(Frame::data(Bytes::from_static(b"second"))))
+            .await
+            .unwrap();
+        drop(sender);
+        // Without the rest of the upload, the echo would wait for ever.
+        let rest = tokio::time::timeout(Duration::from_secs(10), body.collect())
+            .await
+            .expect("the rest of the upload went through")
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&rest[..], b"6\r\nsecond\r\n0\r\n\r\n");
+        let received = server.await.unwrap();
+        assert!(received.ends_with(b"0\r\n\r\n"));
+    }
+
+    #[tokio::test]
+    async fn lengths_beside_a_transfer_coding_are_dropped_and_other_codings_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            read_request(&mut socket, 0).await;
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nContent-Length: 100\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+                .await
+                .unwrap();
+            read_request(&mut socket, 0).await;
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+                .await
+                .unwrap();
+        });
+        let client = client();
+        let response = client.send(get(address, "/")).await.unwrap();
+        assert!(!response.headers().contains_key("content-length"));
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"abc");
         let error = client.send(get(address, "/")).await.unwrap_err();
         assert!(matches!(error, ExchangeError::Response(_)), "{error:?}");
         server.await.unwrap();

@@ -21,6 +21,10 @@ use super::framing::Framing;
 pub(crate) const READ_SIZE: usize = 16 * 1024;
 /// Bound on a chunk-size line, extensions included.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
+/// Bound on the chunk extensions of one body, all chunks together (as
+/// hyper bounds them): extensions are skipped, and must not cost unbounded
+/// reading.
+const MAX_EXTENSIONS: usize = 16 * 1024;
 /// Bound on the trailer section of a chunked body.
 const MAX_TRAILERS: usize = 16 * 1024;
 /// Bound on the number of trailer fields.
@@ -43,6 +47,8 @@ enum Chunked {
 #[derive(Debug)]
 pub(crate) struct Decoder {
     state: State,
+    /// Chunk-extension bytes read so far.
+    extensions: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,14 +71,15 @@ fn truncated() -> io::Error {
 }
 
 /// Parses a chunk-size line at the start of `buf`: `Some((line length,
-/// size))`, `None` if the line is not complete. Strict: hex digits, then
-/// optional extensions (never a bare CR or LF), then CRLF.
-fn chunk_size_line(buf: &[u8]) -> io::Result<Option<(usize, u64)>> {
+/// size, extension bytes))`, `None` if the line is not complete. Strict, as
+/// a proxy must be so that no hop in front of it reads the body's end
+/// elsewhere: hex digits, optional blanks, then either CRLF or `;` and
+/// extensions (visible characters and blanks) up to CRLF.
+fn chunk_size_line(buf: &[u8]) -> io::Result<Option<(usize, u64, usize)>> {
     let mut size: u64 = 0;
     let mut digits = 0;
     let mut index = 0;
-    while index < buf.len() {
-        let byte = buf[index];
+    while let Some(&byte) = buf.get(index) {
         let digit = match byte {
             b'0'..=b'9' => byte - b'0',
             b'a'..=b'f' => byte - b'a' + 10,
@@ -86,49 +93,63 @@ fn chunk_size_line(buf: &[u8]) -> io::Result<Option<(usize, u64)>> {
         size = (size << 4) | u64::from(digit);
         index += 1;
     }
-    if index == buf.len() {
-        return if index > MAX_CHUNK_LINE {
-            Err(invalid("chunk-size line too long"))
-        } else {
-            Ok(None)
-        };
-    }
-    if digits == 0 {
+    if index < buf.len() && digits == 0 {
         return Err(invalid("chunk size missing"));
     }
-    // Optional whitespace and extensions, up to CRLF.
-    while index < buf.len() {
-        match buf[index] {
-            b'\r' => {
-                return match buf.get(index + 1) {
-                    None => Ok(None),
-                    Some(b'\n') => Ok(Some((index + 2, size))),
-                    Some(_) => Err(invalid("bare CR in a chunk-size line")),
-                };
+    while matches!(buf.get(index), Some(b' ' | b'\t')) {
+        index += 1;
+    }
+    let extension_start = index;
+    if buf.get(index) == Some(&b';') {
+        while let Some(&byte) = buf.get(index) {
+            match byte {
+                b'\r' | b'\n' => break,
+                b'\t' | b' '..=b'~' | 0x80..=0xff => index += 1,
+                _ => return Err(invalid("control character in a chunk extension")),
             }
-            b'\n' => return Err(invalid("bare LF in a chunk-size line")),
-            b'\t' | b' ' | b';' | b'=' | b'"' | 0x21..=0x7e | 0x80..=0xff => index += 1,
-            _ => return Err(invalid("control character in a chunk extension")),
-        }
-        if index > MAX_CHUNK_LINE {
-            return Err(invalid("chunk-size line too long"));
+            if index > MAX_CHUNK_LINE {
+                return Err(invalid("chunk-size line too long"));
+            }
         }
     }
-    Ok(None)
+    match (buf.get(index), buf.get(index + 1)) {
+        (None, _) | (Some(b'\r'), None) => {
+            if index > MAX_CHUNK_LINE {
+                Err(invalid("chunk-size line too long"))
+            } else {
+                Ok(None)
+            }
+        }
+        (Some(b'\r'), Some(b'\n')) => Ok(Some((index + 2, size, index - extension_start))),
+        _ => Err(invalid("malformed chunk-size line")),
+    }
 }
 
 /// Parses the trailer section at the start of `buf` (after the last
-/// chunk): `Some((length, trailers))`, `None` if it is not complete.
+/// chunk): `Some((length, trailers))`, `None` if it is not complete. Lines
+/// end in CRLF only.
 fn trailer_section(buf: &[u8]) -> io::Result<Option<(usize, Option<HeaderMap>)>> {
     if buf.starts_with(b"\r\n") {
         return Ok(Some((2, None)));
     }
     if buf.len() < 2 {
-        return Ok(None);
+        return if buf.first().is_some_and(|&b| b != b'\r') && buf.first() == Some(&b'\n') {
+            Err(invalid("bare LF in the trailer section"))
+        } else {
+            Ok(None)
+        };
     }
     let mut parsed = [httparse::EMPTY_HEADER; MAX_TRAILER_FIELDS];
     match httparse::parse_headers(buf, &mut parsed) {
         Ok(httparse::Status::Complete((length, fields))) => {
+            let section = &buf[..length];
+            let bare_lf = section
+                .iter()
+                .enumerate()
+                .any(|(i, &b)| b == b'\n' && (i == 0 || section[i - 1] != b'\r'));
+            if bare_lf {
+                return Err(invalid("bare LF in the trailer section"));
+            }
             let mut trailers = HeaderMap::with_capacity(fields.len());
             for field in fields {
                 let name = HeaderName::from_bytes(field.name.as_bytes())
@@ -156,7 +177,10 @@ impl Decoder {
             Framing::Chunked => State::Chunked(Chunked::Size),
             Framing::UntilClose => State::UntilClose,
         };
-        Self { state }
+        Self {
+            state,
+            extensions: 0,
+        }
     }
 
     /// The whole body has been read.
@@ -243,9 +267,13 @@ impl Decoder {
                     return Ok(Some(Frame::data(data)));
                 }
                 State::Chunked(Chunked::Size) => {
-                    let Some((line, size)) = chunk_size_line(buf)? else {
+                    let Some((line, size, extension)) = chunk_size_line(buf)? else {
                         return Ok(None);
                     };
+                    self.extensions += extension;
+                    if self.extensions > MAX_EXTENSIONS {
+                        return Err(invalid("too many chunk-extension bytes"));
+                    }
                     buf.advance(line);
                     self.state = State::Chunked(if size == 0 {
                         Chunked::Trailers
@@ -338,6 +366,11 @@ mod tests {
             b"2\r\xffok",
             b"11111111111111111\r\n",
             b"2;\x01\r\nok\r\n",
+            b"0x10\r\n",
+            b"5 junk\r\nhello\r\n",
+            b"1\t2\r\nx\r\n",
+            b"2\r\nok\r\n0\r\n\n",
+            b"2\r\nok\r\n0\r\nX-A: b\nX-B: c\r\n\r\n",
         ] {
             assert!(
                 decode_all(Framing::Chunked, bad, 64).is_err(),
@@ -347,6 +380,16 @@ mod tests {
         }
         let long = format!("1;{}\r\n", "e".repeat(MAX_CHUNK_LINE + 1));
         assert!(decode_all(Framing::Chunked, long.as_bytes(), 64).is_err());
+        // Blanks before the line's end or an extension are fine; many
+        // extensions over a body are not.
+        let frames = decode_all(
+            Framing::Chunked,
+            b"2 \t\r\nok\r\n2 ;a=b\r\nok\r\n0\r\n\r\n",
+            3,
+        );
+        assert_eq!(data(&frames.unwrap()), b"okok");
+        let chatty = format!("1;{}\r\nx\r\n", "e".repeat(1000)).repeat(20);
+        assert!(decode_all(Framing::Chunked, chatty.as_bytes(), 512).is_err());
     }
 
     #[test]

@@ -12,17 +12,15 @@
 //! requests both ways and compares what servers and clients receive.
 
 use bytes::{BufMut, BytesMut};
-use http::header::HOST;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName};
 
 use super::client;
-use super::framing::Framing;
 use super::head::RawRequest;
 use super::pool::ServerPools;
 use crate::dispatch::ConnInfo;
 use crate::headers::{
-    HeaderFields, RawForwarding, is_client_forwarded, visible_ascii, write_forwarded_request,
+    FieldKind, HeaderFields, RawForwarding, visible_ascii, write_forwarded_request,
 };
 use crate::router::{RequestView, canonical_host, normalize};
 use crate::runtime::Runtime;
@@ -49,7 +47,7 @@ struct Trusted<'a> {
 
 impl HeaderFields for Trusted<'_> {
     fn find_value(&self, name: &HeaderName, test: &mut dyn FnMut(&[u8]) -> bool) -> bool {
-        if !self.trusted && is_client_forwarded(name.as_str().as_bytes()) {
+        if !self.trusted && FieldKind::of(name.as_str().as_bytes()).is_client_forwarded() {
             return false;
         }
         self.raw.head.find_value(name, test)
@@ -75,7 +73,7 @@ pub(crate) fn plan<'r>(
     }
     let target = PathAndQuery::from_maybe_shared(target).ok()?;
     let path = normalize(target.path()).ok()?;
-    let original_host = raw.head.get(&HOST);
+    let original_host = raw.head.first(FieldKind::Host);
     let authority = original_host.and_then(visible_ascii).unwrap_or("");
     let host = canonical_host(authority);
     if let Some(sni) = conn.tls.as_ref().and_then(|tls| tls.sni.as_deref())
@@ -128,7 +126,7 @@ pub(crate) fn plan<'r>(
     } else {
         server.host_header.as_bytes()
     };
-    write_forwarded_request(
+    let forwarded = write_forwarded_request(
         raw.head.fields(),
         &RawForwarding {
             trusted,
@@ -140,10 +138,11 @@ pub(crate) fn plan<'r>(
         },
         out,
     );
+    client::put_empty_body_length(&raw.method, out);
     out.put_slice(b"\r\n");
     Some(Direct {
         selected,
         pools,
-        replayable: client::replayable(&raw.method, &raw.head, Framing::Empty),
+        replayable: client::idempotent(&raw.method) || forwarded.idempotency_key,
     })
 }

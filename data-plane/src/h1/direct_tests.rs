@@ -73,6 +73,9 @@ const REQUESTS: &[&str] = &[
     "HEAD /head HTTP/1.1\r\nHost: {host}\r\nX-Custom: 1\r\nx-custom: 2\r\n\r\n",
     "DELETE /d?k=%20v HTTP/1.1\r\nHost: {host}\r\nIdempotency-Key: k\r\n\r\n",
     "GET /ten HTTP/1.0\r\nHost: {host}\r\nConnection: keep-alive\r\n\r\n",
+    "POST /empty HTTP/1.1\r\nHost: {host}\r\n\r\n",
+    "PATCH /zero HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n",
+    "GET /te HTTP/1.1\r\nHost: {host}\r\nConnection: TE, Host\r\nTE: trailers\r\n\r\n",
     "OPTIONS /closing HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
 ];
 

@@ -34,8 +34,8 @@ pub(crate) enum FramingError {
     /// A transfer coding other than `chunked` alone.
     #[error("unsupported Transfer-Encoding")]
     UnsupportedCoding,
-    /// `Transfer-Encoding` in an HTTP/1.0 request.
-    #[error("Transfer-Encoding in an HTTP/1.0 request")]
+    /// `Transfer-Encoding` in an HTTP/1.0 message.
+    #[error("Transfer-Encoding in an HTTP/1.0 message")]
     CodingInHttp10,
 }
 
@@ -84,8 +84,6 @@ pub(crate) fn content_length<H: HeaderFields + ?Sized>(
 struct Codings {
     count: usize,
     last_is_chunked: bool,
-    /// `chunked` before the last coding.
-    chunked_early: bool,
 }
 
 fn codings<H: HeaderFields + ?Sized>(headers: &H) -> Codings {
@@ -96,7 +94,6 @@ fn codings<H: HeaderFields + ?Sized>(headers: &H) -> Codings {
             .map(<[u8]>::trim_ascii)
             .filter(|coding| !coding.is_empty());
         for coding in tokens {
-            codings.chunked_early |= codings.last_is_chunked;
             codings.last_is_chunked = coding.eq_ignore_ascii_case(b"chunked");
             codings.count += 1;
         }
@@ -130,9 +127,13 @@ pub(crate) fn request<H: HeaderFields + ?Sized>(
     })
 }
 
-/// The framing of the response to a `method` request.
+/// The framing of the response to a `method` request. Stricter than RFC
+/// 9112 allows a client to be, as hyper is: a transfer coding other than a
+/// lone `chunked` (which the proxy would have to pass on undecoded), or one
+/// in an HTTP/1.0 response, is refused rather than read until the close.
 pub(crate) fn response<H: HeaderFields + ?Sized>(
     method: &Method,
+    version: Version,
     status: StatusCode,
     headers: &H,
 ) -> Result<Framing, FramingError> {
@@ -145,14 +146,16 @@ pub(crate) fn response<H: HeaderFields + ?Sized>(
         return Ok(Framing::Empty);
     }
     if headers.contains(&TRANSFER_ENCODING) {
-        // A length beside a transfer coding is ignored (§6.3 rule 3).
+        if version == Version::HTTP_10 {
+            return Err(FramingError::CodingInHttp10);
+        }
+        // A length beside a transfer coding is ignored (§6.3 rule 3), and
+        // must not be passed on (the caller drops it).
         let codings = codings(headers);
-        return if codings.chunked_early {
-            Err(FramingError::UnsupportedCoding)
-        } else if codings.last_is_chunked {
+        return if codings.count == 1 && codings.last_is_chunked {
             Ok(Framing::Chunked)
         } else {
-            Ok(Framing::UntilClose)
+            Err(FramingError::UnsupportedCoding)
         };
     }
     Ok(match content_length(headers)? {
@@ -237,52 +240,54 @@ mod tests {
     #[test]
     fn response_bodies_follow_method_status_and_headers() {
         let get = Method::GET;
+        let v11 = Version::HTTP_11;
         let length = headers(&[("content-length", "10")]);
+        let framing = |method: &Method, status, pairs: &[(&'static str, &'static str)]| {
+            response(method, v11, status, &headers(pairs))
+        };
         assert_eq!(
-            response(&Method::HEAD, StatusCode::OK, &length),
+            response(&Method::HEAD, v11, StatusCode::OK, &length),
             Ok(Framing::Empty)
         );
         assert_eq!(
-            response(&get, StatusCode::NO_CONTENT, &length),
+            response(&get, v11, StatusCode::NO_CONTENT, &length),
             Ok(Framing::Empty)
         );
         assert_eq!(
-            response(&get, StatusCode::NOT_MODIFIED, &length),
+            response(&get, v11, StatusCode::NOT_MODIFIED, &length),
             Ok(Framing::Empty)
         );
         assert_eq!(
-            response(&get, StatusCode::OK, &length),
+            response(&get, v11, StatusCode::OK, &length),
             Ok(Framing::Length(10))
         );
+        assert_eq!(framing(&get, StatusCode::OK, &[]), Ok(Framing::UntilClose));
         assert_eq!(
-            response(&get, StatusCode::OK, &headers(&[])),
-            Ok(Framing::UntilClose)
-        );
-        assert_eq!(
-            response(
+            framing(
                 &get,
                 StatusCode::OK,
-                &headers(&[
-                    ("transfer-encoding", "gzip, chunked"),
-                    ("content-length", "3")
-                ])
+                &[("transfer-encoding", "chunked"), ("content-length", "3")]
             ),
             Ok(Framing::Chunked)
         );
+        for codings in ["gzip, chunked", "gzip", "chunked, chunked"] {
+            assert_eq!(
+                framing(&get, StatusCode::OK, &[("transfer-encoding", codings)]),
+                Err(FramingError::UnsupportedCoding),
+                "{codings}"
+            );
+        }
         assert_eq!(
             response(
                 &get,
+                Version::HTTP_10,
                 StatusCode::OK,
-                &headers(&[("transfer-encoding", "gzip")])
+                &headers(&[("transfer-encoding", "chunked")])
             ),
-            Ok(Framing::UntilClose)
+            Err(FramingError::CodingInHttp10)
         );
         assert_eq!(
-            response(
-                &get,
-                StatusCode::OK,
-                &headers(&[("content-length", "1, 2")])
-            ),
+            framing(&get, StatusCode::OK, &[("content-length", "1, 2")]),
             Err(FramingError::InvalidLength)
         );
     }

@@ -16,7 +16,7 @@ use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 use smallvec::SmallVec;
 
-use crate::headers::HeaderFields;
+use crate::headers::{FieldKind, HeaderFields, RawField};
 
 /// Bound on the headers of a request head.
 pub(crate) const MAX_REQUEST_HEADERS: usize = 128;
@@ -66,20 +66,24 @@ pub(crate) struct ResponseHead {
     pub(crate) headers: HeaderMap,
 }
 
-/// Where a header field's name and value lie in the head's bytes.
-#[derive(Debug, Clone, Copy, Default)]
+/// Where a header field's name and value lie in the head's bytes, and what
+/// the field is.
+#[derive(Debug, Clone, Copy)]
 struct Field {
     name: (u32, u32),
     value: (u32, u32),
+    kind: FieldKind,
 }
 
 /// The header fields of a head, as they came off the wire: the head's
-/// bytes and where each field lies in them. Most heads carry few fields,
-/// kept inline.
+/// bytes and where each field lies in them, each classified once. Most
+/// heads carry few fields, kept inline.
 #[derive(Debug)]
 pub(crate) struct RawHead {
     bytes: Bytes,
     fields: SmallVec<[Field; 16]>,
+    /// The kinds present (`FieldKind::bit`).
+    kinds: u32,
 }
 
 /// A request head as it came off the wire.
@@ -125,25 +129,51 @@ impl RawHead {
         &self.bytes[range.0 as usize..range.1 as usize]
     }
 
-    /// The fields, in order: (name as written, value).
-    pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone + fmt::Debug {
-        self.fields
-            .iter()
-            .map(|field| (self.slice(field.name), self.slice(field.value)))
+    /// The fields, in order (names as written).
+    pub(crate) fn fields(&self) -> impl Iterator<Item = RawField<'_>> + Clone + fmt::Debug {
+        self.fields.iter().map(|field| RawField {
+            name: self.slice(field.name),
+            value: self.slice(field.value),
+            kind: field.kind,
+        })
     }
 
-    /// The first value of `name`.
-    pub(crate) fn get(&self, name: &HeaderName) -> Option<&[u8]> {
-        let name = name.as_str().as_bytes();
-        self.fields()
-            .find(|(field, _)| field.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value)
+    /// Whether a field of `kind` is present.
+    pub(crate) fn has(&self, kind: FieldKind) -> bool {
+        self.kinds & kind.bit() != 0
+    }
+
+    /// The values of `kind`'s fields.
+    pub(crate) fn values(&self, kind: FieldKind) -> impl Iterator<Item = &[u8]> {
+        let present = self.has(kind);
+        self.fields
+            .iter()
+            .filter(move |field| present && field.kind == kind)
+            .map(|field| self.slice(field.value))
+    }
+
+    /// The first value of `kind`'s fields.
+    pub(crate) fn first(&self, kind: FieldKind) -> Option<&[u8]> {
+        self.values(kind).next()
+    }
+
+    /// Leaves out every field of `kind` from now on.
+    pub(crate) fn drop_kind(&mut self, kind: FieldKind) {
+        if !self.has(kind) {
+            return;
+        }
+        for field in &mut self.fields {
+            if field.kind == kind {
+                field.kind = FieldKind::Dropped;
+            }
+        }
+        self.kinds &= !kind.bit();
     }
 
     /// The fields as a header map (values share the head's bytes).
     pub(crate) fn header_map(&self) -> Result<HeaderMap, HeadError> {
         let mut headers = HeaderMap::with_capacity(self.fields.len());
-        for field in &self.fields {
+        for field in self.fields.iter().filter(|f| f.kind != FieldKind::Dropped) {
             let name = HeaderName::from_bytes(self.slice(field.name))
                 .map_err(|_| HeadError::InvalidHeader)?;
             let value = HeaderValue::from_maybe_shared(
@@ -160,8 +190,14 @@ impl RawHead {
 impl HeaderFields for RawHead {
     fn find_value(&self, name: &HeaderName, test: &mut dyn FnMut(&[u8]) -> bool) -> bool {
         let name = name.as_str().as_bytes();
-        self.fields()
-            .any(|(field, value)| field.eq_ignore_ascii_case(name) && test(value))
+        match FieldKind::of(name) {
+            FieldKind::Other => self.fields().any(|field| {
+                field.kind == FieldKind::Other
+                    && field.name.eq_ignore_ascii_case(name)
+                    && test(field.value)
+            }),
+            kind => self.values(kind).any(|value| test(value)),
+        }
     }
 }
 
@@ -197,16 +233,24 @@ impl RawResponse {
     }
 }
 
+/// The fields of a head parsed from `buf`, classified, with the kinds seen.
 fn field_ranges<'h>(
     buf: &[u8],
     parsed: impl Iterator<Item = &'h httparse::Header<'h>>,
-) -> SmallVec<[Field; 16]> {
-    parsed
-        .map(|field| Field {
-            name: range_in(buf, field.name.as_bytes()),
-            value: range_in(buf, field.value),
+) -> (SmallVec<[Field; 16]>, u32) {
+    let mut kinds = 0;
+    let fields = parsed
+        .map(|field| {
+            let kind = FieldKind::of(field.name.as_bytes());
+            kinds |= kind.bit();
+            Field {
+                name: range_in(buf, field.name.as_bytes()),
+                value: range_in(buf, field.value),
+                kind,
+            }
         })
-        .collect()
+        .collect();
+    (fields, kinds)
 }
 
 /// Parses the request head at the start of `buf`, splitting it off;
@@ -217,7 +261,7 @@ pub(crate) fn parse_request(
     max_bytes: usize,
 ) -> Result<Option<RawRequest>, HeadError> {
     let mut parsed = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_REQUEST_HEADERS];
-    let (length, method, target, minor, fields) = {
+    let (length, method, target, minor, fields, kinds) = {
         let mut request = httparse::Request::new(&mut []);
         let status = request
             .parse_with_uninit_headers(buf, &mut parsed)
@@ -235,8 +279,8 @@ pub(crate) fn parse_request(
         let method = Method::from_bytes(request.method.unwrap_or("").as_bytes())
             .map_err(|_| HeadError::InvalidMethod)?;
         let target = range_in(buf, request.path.unwrap_or("").as_bytes());
-        let fields = field_ranges(buf, request.headers.iter());
-        (length, method, target, request.version, fields)
+        let (fields, kinds) = field_ranges(buf, request.headers.iter());
+        (length, method, target, request.version, fields, kinds)
     };
     Ok(Some(RawRequest {
         method,
@@ -245,6 +289,7 @@ pub(crate) fn parse_request(
         head: RawHead {
             bytes: buf.split_to(length).freeze(),
             fields,
+            kinds,
         },
     }))
 }
@@ -258,7 +303,7 @@ pub(crate) fn parse_response(
 ) -> Result<Option<RawResponse>, HeadError> {
     let mut parsed =
         [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
-    let (length, code, minor, fields) = {
+    let (length, code, minor, fields, kinds) = {
         let mut response = httparse::Response::new(&mut []);
         let status = httparse::ParserConfig::default()
             .parse_response_with_uninit_headers(&mut response, buf, &mut parsed)
@@ -273,8 +318,14 @@ pub(crate) fn parse_response(
         if length > max_bytes {
             return Err(HeadError::TooLarge(max_bytes));
         }
-        let fields = field_ranges(buf, response.headers.iter());
-        (length, response.code.unwrap_or(0), response.version, fields)
+        let (fields, kinds) = field_ranges(buf, response.headers.iter());
+        (
+            length,
+            response.code.unwrap_or(0),
+            response.version,
+            fields,
+            kinds,
+        )
     };
     Ok(Some(RawResponse {
         status: StatusCode::from_u16(code).map_err(|_| HeadError::InvalidStatus)?,
@@ -282,6 +333,7 @@ pub(crate) fn parse_response(
         head: RawHead {
             bytes: buf.split_to(length).freeze(),
             fields,
+            kinds,
         },
     }))
 }
@@ -369,7 +421,7 @@ mod tests {
         );
         let raw = parse_request(&mut buf, 1024).unwrap().unwrap();
         assert_eq!(&raw.target_bytes()[..], b"/a/b?c=d");
-        assert_eq!(raw.head.get(&http::header::HOST), Some(&b"example.com"[..]));
+        assert_eq!(raw.head.first(FieldKind::Host), Some(&b"example.com"[..]));
         assert!(raw.head.contains(&HeaderName::from_static("x-custom")));
         let head = raw.into_request_head().unwrap();
         assert_eq!(head.method, Method::GET);

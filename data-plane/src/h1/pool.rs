@@ -154,7 +154,15 @@ impl Return {
     /// An idle connection still fit for a request, if any.
     pub(crate) fn checkout(&self) -> Option<Connection> {
         let mut idle = self.host.idle.lock().unwrap_or_else(|e| e.into_inner());
-        // Most recently used first; expired ones are the sweeper's job.
+        // Most recently used first: when it expired, so did all the others.
+        let candidate = idle.pop_back()?;
+        if candidate.since.elapsed() >= self.pool.limits.idle_timeout {
+            idle.clear();
+            return None;
+        }
+        if candidate.connection.is_usable() {
+            return Some(candidate.connection);
+        }
         while let Some(candidate) = idle.pop_back() {
             if candidate.connection.is_usable() {
                 return Some(candidate.connection);

@@ -48,7 +48,7 @@ use tokio_util::io::poll_read_buf;
 use super::client::{AfterHead, Exchanged};
 use super::date::with_date_line;
 use super::decode::{Decoder, READ_SIZE};
-use super::direct::{self, Direct};
+use super::direct;
 use super::framing::{self, Framing};
 use super::head::{self, HeadError, RawRequest, RequestHead};
 use super::rewind::{Joined, Rewind};
@@ -56,7 +56,8 @@ use super::stop::{StopSignal, StopWatch};
 use super::write::{BodyWriter, Encoder, WriteQueue, announced_trailers};
 use crate::body::{ProxyBody, status_response};
 use crate::dispatch::{ConnInfo, Dispatcher};
-use crate::headers::{HeaderFields, StrippedResponse};
+use crate::headers::{FieldKind, HeaderFields, StrippedResponse};
+use crate::service::{SendError, Upstream};
 use crate::upgrade::TunnelIo;
 
 /// The HTTP/2 connection preface.
@@ -398,6 +399,33 @@ impl HeadWait {
     }
 }
 
+/// Most tokens a request's `Connection` may list: each names a field to
+/// remove, and removing costs a pass over the fields.
+const MAX_CONNECTION_TOKENS: usize = 64;
+
+/// Refuses, with the status to answer, a request head the proxy does not
+/// serve: an HTTP/1.1 request without exactly one `Host` (RFC 9112 §3.2), a
+/// `Connection` listing too many fields, or `CONNECT` (a reverse proxy
+/// opens no tunnels on request).
+fn acceptable(raw: &RawRequest) -> Result<(), StatusCode> {
+    let hosts = raw.head.values(FieldKind::Host).count();
+    if hosts > 1 || (hosts == 0 && raw.version == Version::HTTP_11) {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    let tokens: usize = raw
+        .head
+        .values(FieldKind::Connection)
+        .map(|value| value.split(|&b| b == b',').count())
+        .sum();
+    if tokens > MAX_CONNECTION_TOKENS {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    if raw.method == Method::CONNECT {
+        return Err(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    Ok(())
+}
+
 /// Whether the client keeps the connection open after this request.
 fn client_keeps_alive<H: HeaderFields + ?Sized>(version: Version, headers: &H) -> bool {
     let has_token = |token: &[u8]| {
@@ -461,8 +489,8 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
             };
             self.wait.restart();
             let max = self.max_head_bytes;
-            let head = match poll_fn(|cx| self.wait.poll(cx, side, max)).await {
-                HeadRead::Head(head) => head,
+            let raw = match poll_fn(|cx| self.wait.poll(cx, side, max)).await {
+                HeadRead::Head(raw) => raw,
                 HeadRead::Closed => return,
                 HeadRead::Invalid(error) => {
                     tracing::debug!(peer = %self.conn.peer, %error, "bad request head");
@@ -470,7 +498,81 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
                     return;
                 }
             };
-            match self.exchange(head).await {
+            if let Err(status) = acceptable(&raw) {
+                tracing::debug!(peer = %self.conn.peer, %status, "request refused");
+                self.refuse(status).await;
+                return;
+            }
+            let framing = match framing::request(raw.version, &raw.head) {
+                Ok(framing) => framing,
+                Err(error) => {
+                    tracing::debug!(peer = %self.conn.peer, %error, "request framing refused");
+                    self.refuse(error.status()).await;
+                    return;
+                }
+            };
+            // Direct forwarding runs in this loop rather than in a function
+            // of its own: each async call level would move its whole state
+            // once per request.
+            let runtime = self.dispatcher.runtime();
+            let direct = if framing == Framing::Empty && !raw.head.contains(&UPGRADE) {
+                self.head_buf.clear();
+                let server_name = self.dispatcher.forwarded_server().as_bytes();
+                direct::plan(&runtime, self.conn, server_name, &raw, &mut self.head_buf)
+            } else {
+                None
+            };
+            let next = match direct {
+                Some(plan) => {
+                    let keep_alive =
+                        client_keeps_alive(raw.version, &raw.head) && !self.wait.stop.is_stopped();
+                    let (method, version) = (raw.method, raw.version);
+                    let is_head = method == Method::HEAD;
+                    let head = self.head_buf.split().freeze();
+                    let server = plan.selected.server;
+                    let sent = plan
+                        .selected
+                        .balancer
+                        .client
+                        .send_direct(
+                            &server.target.authority,
+                            plan.pools,
+                            head,
+                            &method,
+                            plan.replayable,
+                        )
+                        .await;
+                    match sent {
+                        Ok(Exchanged {
+                            head,
+                            rest: AfterHead::Body(body),
+                        }) => {
+                            let fields = StrippedResponse::new(head.head.fields());
+                            self.write_response(
+                                head.status,
+                                &fields,
+                                |out, drop_length| fields.write(drop_length, out),
+                                ProxyBody::upstream(body),
+                                version,
+                                is_head,
+                                keep_alive,
+                            )
+                            .await
+                        }
+                        failed => {
+                            let response = direct_failure(server, self.conn, failed.err());
+                            self.finish(response, version, is_head, keep_alive).await
+                        }
+                    }
+                }
+                None => {
+                    drop(runtime);
+                    // Boxed: the general path's state is large; the direct
+                    // path's should not carry it.
+                    Box::pin(self.exchange(raw, framing)).await
+                }
+            };
+            match next {
                 Next::KeepAlive => {}
                 Next::Close => {
                     let _ = self.write.shutdown().await;
@@ -508,26 +610,8 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
         let _ = self.write.shutdown().await;
     }
 
-    /// Serves one request.
-    async fn exchange(&mut self, raw: RawRequest) -> Next {
-        let framing = match framing::request(raw.version, &raw.head) {
-            Ok(framing) => framing,
-            Err(error) => {
-                tracing::debug!(peer = %self.conn.peer, %error, "request framing refused");
-                self.refuse(error.status()).await;
-                return Next::Close;
-            }
-        };
-        if framing == Framing::Empty && !raw.head.contains(&UPGRADE) {
-            let runtime = self.dispatcher.runtime();
-            self.head_buf.clear();
-            let server_name = self.dispatcher.forwarded_server().as_bytes();
-            if let Some(plan) =
-                direct::plan(&runtime, self.conn, server_name, &raw, &mut self.head_buf)
-            {
-                return self.forward_direct(raw, plan).await;
-            }
-        }
+    /// Serves one request through the dispatcher.
+    async fn exchange(&mut self, raw: RawRequest, framing: Framing) -> Next {
         let head = match raw.into_request_head() {
             Ok(head) => head,
             Err(error) => {
@@ -536,73 +620,6 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
                 return Next::Close;
             }
         };
-        // Boxed: the general path's future is large, and the direct path's
-        // should not carry it.
-        Box::pin(self.exchange_general(head, framing)).await
-    }
-
-    /// Forwards a request `direct::plan` wrote the head of, and writes the
-    /// server's response back as it came, stripped.
-    async fn forward_direct(&mut self, raw: RawRequest, plan: Direct<'_>) -> Next {
-        let keep_alive = client_keeps_alive(raw.version, &raw.head) && !self.wait.stop.is_stopped();
-        let is_head = raw.method == Method::HEAD;
-        let head = self.head_buf.split().freeze();
-        let server = plan.selected.server;
-        let sent = plan
-            .selected
-            .balancer
-            .client
-            .send_direct(
-                &server.target.authority,
-                plan.pools,
-                head,
-                &raw.method,
-                plan.replayable,
-            )
-            .await;
-        let (response, body) = match sent {
-            Ok(Exchanged {
-                head,
-                rest: AfterHead::Body(body),
-            }) => (head, body),
-            Ok(_) => {
-                tracing::warn!(server = %server.url, "server switched protocols without being asked");
-                let response = status_response(StatusCode::BAD_GATEWAY);
-                return self
-                    .finish(response, raw.version, is_head, keep_alive)
-                    .await;
-            }
-            Err(error) => {
-                let status = error.status();
-                // Debug, as Traefik does: a dead backend under load must not flood the logs.
-                tracing::debug!(
-                    server = %server.url,
-                    peer = %self.conn.peer,
-                    status = status.as_u16(),
-                    error = %crate::report::chain(&error),
-                    "forwarding failed"
-                );
-                let response = status_response(status);
-                return self
-                    .finish(response, raw.version, is_head, keep_alive)
-                    .await;
-            }
-        };
-        let fields = StrippedResponse::new(response.head.fields());
-        self.write_response(
-            response.status,
-            &fields,
-            |out, drop_length| fields.write(drop_length, out),
-            ProxyBody::upstream(body),
-            raw.version,
-            is_head,
-            keep_alive,
-        )
-        .await
-    }
-
-    /// Serves one request through the dispatcher.
-    async fn exchange_general(&mut self, head: RequestHead, framing: Framing) -> Next {
         let RequestHead {
             method,
             uri,
@@ -815,6 +832,29 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
             Next::Close
         }
     }
+}
+
+/// The answer to a direct exchange that failed, as `forward` gives it: a
+/// `101` nobody asked for is a 502; a failure its status (502, 504).
+fn direct_failure(
+    server: &Upstream,
+    conn: &ConnInfo,
+    error: Option<SendError>,
+) -> Response<ProxyBody> {
+    let Some(error) = error else {
+        tracing::warn!(server = %server.url, "server switched protocols without being asked");
+        return status_response(StatusCode::BAD_GATEWAY);
+    };
+    let status = error.status();
+    // Debug, as Traefik does: a dead backend under load must not flood the logs.
+    tracing::debug!(
+        server = %server.url,
+        peer = %conn.peer,
+        status = status.as_u16(),
+        error = %crate::report::chain(&error),
+        "forwarding failed"
+    );
+    status_response(status)
 }
 
 /// The `Content-Length` a response declares (its first), when valid.

@@ -162,6 +162,15 @@ async fn bad_heads_and_ambiguous_framing_are_refused() {
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
             StatusCode::NOT_IMPLEMENTED,
         ),
+        (b"GET / HTTP/1.1\r\n\r\n", StatusCode::BAD_REQUEST),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
     ] {
         let mut client = RawClient::connect(&harness).await;
         client.send(request).await;
@@ -175,6 +184,14 @@ async fn bad_heads_and_ambiguous_framing_are_refused() {
         assert_eq!(answer.head.headers["connection"], "close");
         assert!(client.closed().await);
     }
+    let mut client = RawClient::connect(&harness).await;
+    let tokens = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: {}\r\n\r\n",
+        vec!["x-a"; 65].join(", ")
+    );
+    client.send(tokens.as_bytes()).await;
+    let answer = client.response(&Method::GET).await;
+    assert_eq!(answer.head.status, StatusCode::BAD_REQUEST);
     let mut client = RawClient::connect(&harness).await;
     let huge = format!(
         "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",

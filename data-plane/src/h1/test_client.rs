@@ -59,7 +59,7 @@ impl RawClient {
             let read = self.stream.read_buf(&mut self.buf).await.unwrap();
             assert!(read > 0, "closed before a response head");
         };
-        let framing = framing::response(method, head.status, &head.headers).unwrap();
+        let framing = framing::response(method, head.version, head.status, &head.headers).unwrap();
         let mut decoder = Decoder::new(framing);
         let mut body = Vec::new();
         let mut trailers = None;

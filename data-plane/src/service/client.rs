@@ -15,7 +15,11 @@ use std::error::Error as StdError;
 use std::io;
 use std::time::Duration;
 
+use std::future::Future;
+
 use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::Either;
 use http::uri::Authority;
 use http::{Method, Request, Response, StatusCode};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
@@ -252,25 +256,28 @@ impl UpstreamClient {
     }
 
     /// Sends a request head written by direct forwarding (`h1::direct`) to
-    /// the `http://` server at `authority`, with no body.
-    pub(crate) async fn send_direct(
-        &self,
-        authority: &Authority,
-        pools: &ServerPools,
+    /// the `http://` server at `authority`, with no body. Not an `async fn`:
+    /// the exchange's own future is all there is to it, one state less to
+    /// move per request.
+    pub(crate) fn send_direct<'a>(
+        &'a self,
+        authority: &'a Authority,
+        pools: &'a ServerPools,
         head: Bytes,
-        method: &Method,
+        method: &'a Method,
         replayable: bool,
-    ) -> Result<h1::Exchanged, SendError> {
+    ) -> impl Future<Output = Result<h1::Exchanged, SendError>> + 'a {
         let exchange = self
             .http1
             .send_raw(authority, Some(pools), head, None, method, replayable);
-        let result = match self.response_header_timeout {
-            Some(limit) => tokio::time::timeout(limit, exchange)
-                .await
-                .map_err(|_| SendError::ResponseHeaderTimeout(limit))?,
-            None => exchange.await,
-        };
-        Ok(result?)
+        match self.response_header_timeout {
+            Some(limit) => Either::Left(tokio::time::timeout(limit, exchange).map(move |timed| {
+                timed
+                    .map_err(|_| SendError::ResponseHeaderTimeout(limit))?
+                    .map_err(SendError::from)
+            })),
+            None => Either::Right(exchange.map(|result| result.map_err(SendError::from))),
+        }
     }
 
     async fn send_now(

@@ -28,8 +28,8 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue};
 use sluice_proto::v1::{self, service::Kind};
 
-pub(crate) use client::UpstreamClient;
 pub use client::UpstreamConfig;
+pub(crate) use client::{SendError, UpstreamClient};
 pub use health_check::HealthCheckError;
 pub(crate) use health_check::{CheckSpec, HealthChecks};
 pub(crate) use load_balancer::LoadBalancer;

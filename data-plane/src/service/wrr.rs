@@ -77,8 +77,11 @@ impl Rotation {
             }));
             schedule = self.schedule.load();
         }
-        if schedule.order.is_empty() {
-            return None;
+        match schedule.order.len() {
+            0 => return None,
+            // One target: nothing to rotate, and no shared counter to bump.
+            1 => return Some(schedule.order[0] as usize),
+            _ => {}
         }
         let n = self.position.fetch_add(1, Ordering::Relaxed);
         Some(schedule.order[n % schedule.order.len()] as usize)

@@ -16,13 +16,19 @@
 //! before routing and middlewares, unless the entry point trusts the peer
 //! (Traefik's `forwardedHeaders.trustedIPs` / `insecure`): what middlewares
 //! add (`X-Forwarded-Prefix`) then reaches the backend.
+//!
+//! [`raw`] applies the same rules to raw fields, for direct forwarding.
 
-use bytes::{BufMut, BytesMut};
 use http::header::{
     CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRANSFER_ENCODING, UPGRADE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
-use smallvec::SmallVec;
+
+mod raw;
+
+pub(crate) use raw::{
+    FieldKind, RawField, RawForwarding, StrippedResponse, write_forwarded_request,
+};
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -137,6 +143,12 @@ fn strip(headers: &mut HeaderMap, upgrade_allowed: bool) -> Option<HeaderValue> 
     if !holds_any(headers, &HOP_BY_HOP) {
         return None;
     }
+    // Read before anything is removed: `Connection: TE` (which RFC 9110
+    // asks of a client sending `TE`) must not lose `TE: trailers`.
+    let te_trailers = headers
+        .get_all(TE)
+        .iter()
+        .any(|value| value.to_str().is_ok_and(te_accepts_trailers));
     let mut upgrade_requested = false;
     if headers.contains_key(CONNECTION) {
         let mut named = Vec::new();
@@ -145,6 +157,8 @@ fn strip(headers: &mut HeaderMap, upgrade_allowed: bool) -> Option<HeaderValue> 
             for token in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
                 if token.eq_ignore_ascii_case("upgrade") {
                     upgrade_requested = true;
+                } else if token.eq_ignore_ascii_case("host") {
+                    // The request's authority, not a hop's: Go keeps it too.
                 } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
                     named.push(name);
                 }
@@ -159,10 +173,6 @@ fn strip(headers: &mut HeaderMap, upgrade_allowed: bool) -> Option<HeaderValue> 
     } else {
         None
     };
-    let te_trailers = headers
-        .get_all(TE)
-        .iter()
-        .any(|value| value.to_str().is_ok_and(te_accepts_trailers));
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
@@ -179,239 +189,6 @@ fn strip(headers: &mut HeaderMap, upgrade_allowed: bool) -> Option<HeaderValue> 
 /// Whether `headers` holds one of `names`.
 fn holds_any(headers: &HeaderMap, names: &[HeaderName]) -> bool {
     headers.keys().any(|present| names.contains(present))
-}
-
-/// Whether `name` is one of the `X-Forwarded-*` fields only a trusted peer
-/// may set.
-pub(crate) fn is_client_forwarded(name: &[u8]) -> bool {
-    // Every one of them starts `x-`: most names are out at the first byte.
-    name.len() > 2
-        && name[0].eq_ignore_ascii_case(&b'x')
-        && CLIENT_FORWARDED
-            .iter()
-            .any(|known| known.as_str().as_bytes().eq_ignore_ascii_case(name))
-}
-
-/// Whether `name` is a hop-by-hop field (see [`HOP_BY_HOP`]).
-fn is_hop_by_hop(name: &[u8]) -> bool {
-    let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
-    match name.len() {
-        2 => is(b"te"),
-        7 => is(b"upgrade"),
-        10 => is(b"connection") || is(b"keep-alive"),
-        16 => is(b"proxy-connection"),
-        17 => is(b"transfer-encoding"),
-        18 => is(b"proxy-authenticate"),
-        19 => is(b"proxy-authorization"),
-        _ => false,
-    }
-}
-
-/// Whether a `TE` value accepts trailers.
-fn te_accepts_trailers(value: &str) -> bool {
-    value.split(',').any(|t| {
-        t.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .eq_ignore_ascii_case("trailers")
-    })
-}
-
-/// What stripping does to a message's raw fields (off the wire, names as
-/// written): the rules of [`strip_request`] and [`strip_response`] for
-/// direct forwarding, which never upgrades.
-#[derive(Debug, Default)]
-pub(crate) struct RawHopByHop<'f> {
-    /// Fields `Connection` names.
-    named: SmallVec<[&'f [u8]; 4]>,
-    /// `TE` accepts trailers: `TE: trailers` goes on.
-    te_trailers: bool,
-}
-
-impl<'f> RawHopByHop<'f> {
-    /// Reads `Connection` and `TE` off `fields`.
-    pub(crate) fn scan(fields: impl Iterator<Item = (&'f [u8], &'f [u8])>) -> Self {
-        let mut found = Self::default();
-        for (name, value) in fields {
-            let connection = name.eq_ignore_ascii_case(b"connection");
-            if !connection && !name.eq_ignore_ascii_case(b"te") {
-                continue;
-            }
-            let Some(value) = visible_ascii(value) else {
-                continue;
-            };
-            if connection {
-                let tokens = value.split(',').map(str::trim);
-                found.named.extend(
-                    tokens
-                        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("upgrade"))
-                        .map(str::as_bytes),
-                );
-            } else {
-                found.te_trailers |= te_accepts_trailers(value);
-            }
-        }
-        found
-    }
-
-    /// Whether stripping removes the field `name`.
-    pub(crate) fn removes(&self, name: &[u8]) -> bool {
-        is_hop_by_hop(name) || self.named.iter().any(|n| n.eq_ignore_ascii_case(name))
-    }
-
-    /// Writes `TE: trailers` when stripping keeps it.
-    fn write_te(&self, out: &mut BytesMut) {
-        if self.te_trailers {
-            out.put_slice(b"te: trailers\r\n");
-        }
-    }
-}
-
-fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
-    out.put_slice(name);
-    out.put_slice(b": ");
-    out.put_slice(value);
-    out.put_slice(b"\r\n");
-}
-
-/// Where a request comes from and goes to, for [`write_forwarded_request`].
-#[derive(Debug)]
-pub(crate) struct RawForwarding<'a> {
-    /// The entry point trusts the peer's `X-Forwarded-*`.
-    pub(crate) trusted: bool,
-    /// The TCP peer's IP.
-    pub(crate) client_ip: &'a [u8],
-    /// The client connection is TLS.
-    pub(crate) tls: bool,
-    /// The Host the client asked for.
-    pub(crate) original_host: Option<&'a [u8]>,
-    /// The Host sent to the server.
-    pub(crate) host: &'a [u8],
-    /// This proxy's name.
-    pub(crate) server: &'a [u8],
-}
-
-/// Writes a bodiless request's raw fields for the server as the general
-/// path leaves them (dispatch's [`remove_untrusted_forwarded`], then
-/// [`strip_request`], [`set_forwarded`] and the `Host` rule of `forward`):
-/// the same fields, in another order.
-pub(crate) fn write_forwarded_request<'f, I>(fields: I, to: &RawForwarding<'_>, out: &mut BytesMut)
-where
-    I: Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
-{
-    let hop_by_hop = RawHopByHop::scan(fields.clone());
-    let mut prior_for: SmallVec<[&[u8]; 2]> = SmallVec::new();
-    let (mut has_proto, mut has_host, mut has_port, mut has_real_ip) = (false, false, false, false);
-    let mut proto: Option<&[u8]> = None;
-    for (name, value) in fields {
-        if hop_by_hop.removes(name) || (!to.trusted && is_client_forwarded(name)) {
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"host") {
-            continue;
-        }
-        if name.len() > 2 && name[0].eq_ignore_ascii_case(&b'x') {
-            let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
-            if is(b"x-forwarded-for") {
-                prior_for.push(value);
-                continue;
-            }
-            if is(b"x-forwarded-server") {
-                continue;
-            }
-            if is(b"x-forwarded-proto") {
-                has_proto = true;
-                proto.get_or_insert(value);
-            } else if is(b"x-forwarded-host") {
-                has_host = true;
-            } else if is(b"x-forwarded-port") {
-                has_port = true;
-            } else if is(b"x-real-ip") {
-                has_real_ip = true;
-            }
-        }
-        put_field(out, name, value);
-    }
-    put_field(out, b"host", to.host);
-    hop_by_hop.write_te(out);
-    out.put_slice(b"x-forwarded-for: ");
-    for prior in &prior_for {
-        out.put_slice(prior);
-        out.put_slice(b", ");
-    }
-    out.put_slice(to.client_ip);
-    out.put_slice(b"\r\n");
-    let own_proto: &[u8] = if to.tls { b"https" } else { b"http" };
-    if !has_proto {
-        put_field(out, b"x-forwarded-proto", own_proto);
-    }
-    if !has_host && let Some(host) = to.original_host {
-        put_field(out, b"x-forwarded-host", host);
-    }
-    if !has_port {
-        let port =
-            to.original_host
-                .and_then(explicit_port)
-                .unwrap_or(match proto.unwrap_or(own_proto) {
-                    b"https" | b"wss" => b"443",
-                    _ => b"80",
-                });
-        put_field(out, b"x-forwarded-port", port);
-    }
-    put_field(out, b"x-forwarded-server", to.server);
-    if !has_real_ip {
-        put_field(out, b"x-real-ip", to.client_ip);
-    }
-}
-
-/// A response's raw fields as [`strip_response`] leaves them (not a
-/// `101`): what direct forwarding reads and writes back to the client.
-#[derive(Debug)]
-pub(crate) struct StrippedResponse<'f, I> {
-    fields: I,
-    hop_by_hop: RawHopByHop<'f>,
-}
-
-impl<'f, I> StrippedResponse<'f, I>
-where
-    I: Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
-{
-    /// The fields of a response, stripped.
-    pub(crate) fn new(fields: I) -> Self {
-        Self {
-            hop_by_hop: RawHopByHop::scan(fields.clone()),
-            fields,
-        }
-    }
-
-    fn kept(&self) -> impl Iterator<Item = (&'f [u8], &'f [u8])> {
-        self.fields
-            .clone()
-            .filter(|(name, _)| !self.hop_by_hop.removes(name))
-    }
-
-    /// Writes the kept fields; without `Content-Length` when `drop_length`.
-    pub(crate) fn write(&self, drop_length: bool, out: &mut BytesMut) {
-        for (name, value) in self.kept() {
-            if !(drop_length && name.eq_ignore_ascii_case(b"content-length")) {
-                put_field(out, name, value);
-            }
-        }
-        self.hop_by_hop.write_te(out);
-    }
-}
-
-impl<'f, I> HeaderFields for StrippedResponse<'f, I>
-where
-    I: Iterator<Item = (&'f [u8], &'f [u8])> + Clone + std::fmt::Debug,
-{
-    fn find_value(&self, name: &HeaderName, test: &mut dyn FnMut(&[u8]) -> bool) -> bool {
-        let name = name.as_str().as_bytes();
-        self.kept()
-            .any(|(field, value)| field.eq_ignore_ascii_case(name) && test(value))
-            || (self.hop_by_hop.te_trailers && name == b"te" && test(b"trailers"))
-    }
 }
 
 /// What the `X-Forwarded-*` headers say about a request.
@@ -496,6 +273,17 @@ pub(crate) fn set_forwarded(headers: &mut HeaderMap, forwarded: &Forwarded<'_>) 
     if !headers.contains_key(X_REAL_IP) {
         headers.insert(X_REAL_IP, client_ip.clone());
     }
+}
+
+/// Whether a `TE` value accepts trailers.
+fn te_accepts_trailers(value: &str) -> bool {
+    value.split(',').any(|t| {
+        t.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("trailers")
+    })
 }
 
 /// The port of `host:port` / `[v6]:port`, if written.
