@@ -196,7 +196,7 @@ impl HeaderFields for RawHead {
                     && field.name.eq_ignore_ascii_case(name)
                     && test(field.value)
             }),
-            kind => self.values(kind).any(|value| test(value)),
+            kind => self.values(kind).any(test),
         }
     }
 }
