@@ -47,7 +47,7 @@ struct Trusted<'a> {
 
 impl HeaderFields for Trusted<'_> {
     fn find_value(&self, name: &HeaderName, test: &mut dyn FnMut(&[u8]) -> bool) -> bool {
-        if !self.trusted && FieldKind::of(name.as_str().as_bytes()).is_client_forwarded() {
+        if !self.trusted && FieldKind::of_name(name).is_client_forwarded() {
             return false;
         }
         self.raw.head.find_value(name, test)

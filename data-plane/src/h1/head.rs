@@ -189,11 +189,10 @@ impl RawHead {
 
 impl HeaderFields for RawHead {
     fn find_value(&self, name: &HeaderName, test: &mut dyn FnMut(&[u8]) -> bool) -> bool {
-        let name = name.as_str().as_bytes();
-        match FieldKind::of(name) {
+        match FieldKind::of_name(name) {
             FieldKind::Other => self.fields().any(|field| {
                 field.kind == FieldKind::Other
-                    && field.name.eq_ignore_ascii_case(name)
+                    && field.name.eq_ignore_ascii_case(name.as_str().as_bytes())
                     && test(field.value)
             }),
             kind => self.values(kind).any(test),

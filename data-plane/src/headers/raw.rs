@@ -80,6 +80,27 @@ impl FieldKind {
         }
     }
 
+    /// The kind of a field named `name`: standard names by a comparison of
+    /// `http`'s name codes, not of bytes.
+    pub(crate) fn of_name(name: &HeaderName) -> Self {
+        use http::header;
+        let standard = [
+            (header::HOST, Self::Host),
+            (header::CONTENT_LENGTH, Self::ContentLength),
+            (header::TRANSFER_ENCODING, Self::TransferEncoding),
+            (header::CONNECTION, Self::Connection),
+            (header::TE, Self::Te),
+            (header::TRAILER, Self::Trailer),
+            (header::DATE, Self::Date),
+            (header::UPGRADE, Self::Upgrade),
+            (header::EXPECT, Self::Expect),
+        ];
+        standard
+            .into_iter()
+            .find(|(known, _)| known == name)
+            .map_or_else(|| Self::of(name.as_str().as_bytes()), |(_, kind)| kind)
+    }
+
     /// A hop-by-hop field (RFC 9110 §7.6.1, plus `Proxy-Connection`).
     pub(crate) fn is_hop_by_hop(self) -> bool {
         matches!(
@@ -315,7 +336,7 @@ impl<'f, I: RawFields<'f>> StrippedResponse<'f, I> {
 
 impl<'f, I: RawFields<'f> + std::fmt::Debug> HeaderFields for StrippedResponse<'f, I> {
     fn find_value(&self, name: &HeaderName, test: &mut dyn FnMut(&[u8]) -> bool) -> bool {
-        let kind = FieldKind::of(name.as_str().as_bytes());
+        let kind = FieldKind::of_name(name);
         let name = name.as_str().as_bytes();
         self.kept().any(|field| {
             (field.kind == kind
@@ -365,6 +386,28 @@ mod tests {
             ("user-agent", FieldKind::Other),
         ] {
             assert_eq!(FieldKind::of(name.as_bytes()), kind, "{name}");
+        }
+    }
+
+    #[test]
+    fn names_in_http_types_have_the_kind_of_their_bytes() {
+        for name in [
+            "host",
+            "content-length",
+            "te",
+            "trailer",
+            "date",
+            "expect",
+            "x-real-ip",
+            "accept",
+            "x-custom",
+        ] {
+            let name = HeaderName::from_static(name);
+            assert_eq!(
+                FieldKind::of_name(&name),
+                FieldKind::of(name.as_str().as_bytes()),
+                "{name}"
+            );
         }
     }
 
