@@ -81,6 +81,12 @@ impl Dispatcher {
         self.runtime.load_full()
     }
 
+    /// The runtime being served, borrowed: no count of references is
+    /// bumped (keep it only briefly).
+    pub(crate) fn runtime_guard(&self) -> arc_swap::Guard<Arc<Runtime>> {
+        self.runtime.load()
+    }
+
     /// `X-Forwarded-Server`: this proxy's name.
     pub(crate) fn forwarded_server(&self) -> &HeaderValue {
         &self.shared.forwarded_server

@@ -20,10 +20,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST};
+use http::header::{CONTENT_LENGTH, HOST};
 use http::request::Parts;
 use http::uri::Authority;
-use http::{HeaderName, Method, Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use tokio::net::TcpStream;
 use tokio_util::io::poll_read_buf;
@@ -35,7 +35,7 @@ use super::pool::{self, Connection, Pool, PoolLimits, Return, ServerPools};
 use super::rewind::Rewind;
 use super::write::{BodyWriteError, BodyWriter, Encoder, WriteQueue, announced_trailers};
 use crate::body::{BoxError, ProxyBody};
-use crate::headers::{FieldKind, HeaderFields};
+use crate::headers::{FieldKind, HeaderFields, known};
 use crate::serving::pool_slot;
 
 /// Bound on a response head (hyper's default read buffer limit).
@@ -152,17 +152,14 @@ pub(crate) fn idempotent(method: &Method) -> bool {
 fn replayable<H: HeaderFields + ?Sized>(method: &Method, headers: &H, framing: Framing) -> bool {
     framing == Framing::Empty
         && (idempotent(method)
-            || headers.contains(&IDEMPOTENCY_KEY)
-            || headers.contains(&X_IDEMPOTENCY_KEY))
+            || headers.contains_known(&known::IDEMPOTENCY_KEY)
+            || headers.contains_known(&known::X_IDEMPOTENCY_KEY))
 }
-
-const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-const X_IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("x-idempotency-key");
 
 /// Whether the server lets the connection carry another request.
 fn server_keeps_alive(head: &RawResponse) -> bool {
     let has_token = |token: &[u8]| {
-        head.head.find_value(&CONNECTION, &mut |value| {
+        head.head.find_known(&known::CONNECTION, &mut |value| {
             value
                 .split(|&b| b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
@@ -286,55 +283,74 @@ impl Client {
             Some(pools) => pools.slot(slot).clone(),
             None => self.pools[slot % self.pools.len()].host(authority),
         };
-        let mut connection = match back.checkout() {
-            Some(connection) => connection,
-            None => Box::pin(self.dial(authority)).await?,
-        };
-        let mut writing = body;
-        // One exchange, and at most one more on a new connection. Written
-        // out here rather than in a function of its own: each async call
-        // level would move its whole state once per request.
-        loop {
-            let reused = connection.reused;
-            let mut queue = WriteQueue::default();
-            queue.push(head.clone());
-            let mut write_failure: Option<ExchangeError> = None;
-            let received = poll_fn(|cx| {
-                poll_send(
-                    cx,
-                    &mut connection,
-                    &mut queue,
-                    &mut writing,
-                    &mut write_failure,
-                )?;
-                poll_head(cx, &mut connection, &mut write_failure)
-            })
-            .await;
-            let response = match received {
-                Ok(response) => response,
-                Err(error) if reused && replayable && error.nothing_received() => {
-                    tracing::debug!(%authority, %error, "pooled connection failed: sending again on a new one");
-                    connection = Box::pin(self.dial(authority)).await?;
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
-            // A server may answer before reading the whole request body
-            // (an echo, a streaming transform): the rest is sent while the
-            // response is read.
-            let upload = match writing.take() {
-                Some(writer) if write_failure.is_none() => Some(Box::new(Upload { writer, queue })),
-                _ => None,
-            };
-            let sent = upload.is_none() && write_failure.is_none();
-            return finish_exchange(connection, back, response, method, sent, upload);
-        }
+        send_via(back, self.dial_timeout, head, body, method, replayable).await
     }
+}
 
-    async fn dial(&self, authority: &Authority) -> Result<Connection, ExchangeError> {
-        pool::connect(authority, self.dial_timeout)
+/// [`Client::send_raw`] over `back`'s connections (this thread's pool for
+/// one server), dialing within `dial_timeout` when none is idle.
+pub(crate) async fn send_via(
+    back: Return,
+    dial_timeout: Duration,
+    head: Bytes,
+    body: Option<BodyWriter>,
+    method: &Method,
+    replayable: bool,
+) -> Result<Exchanged, ExchangeError> {
+    let dial = || async {
+        pool::connect(back.authority(), dial_timeout)
             .await
             .map_err(ExchangeError::Connect)
+    };
+    let mut connection = match back.checkout() {
+        Some(connection) => connection,
+        None => Box::pin(dial()).await?,
+    };
+    let mut writing = body;
+    // One exchange, and at most one more on a new connection. Written out
+    // here rather than in a function of its own: each async call level
+    // would move its whole state once per request.
+    loop {
+        let reused = connection.reused;
+        let mut queue = WriteQueue::default();
+        queue.push(head.clone());
+        let mut write_failure: Option<ExchangeError> = None;
+        let received = poll_fn(|cx| {
+            poll_send(
+                cx,
+                &mut connection,
+                &mut queue,
+                &mut writing,
+                &mut write_failure,
+            )?;
+            poll_head(cx, &mut connection, &mut write_failure)
+        })
+        .await;
+        let response = match received {
+            Ok(response) => response,
+            Err(error) if reused && replayable && error.nothing_received() => {
+                tracing::debug!(authority = %back.authority(), %error, "pooled connection failed: sending again on a new one");
+                connection = Box::pin(dial()).await?;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        // A server may answer before reading the whole request body (an
+        // echo, a streaming transform): the rest is sent while the response
+        // is read.
+        let upload = match writing.take() {
+            Some(writer) if write_failure.is_none() => Some(Box::new(Upload { writer, queue })),
+            _ => None,
+        };
+        let sent = upload.is_none() && write_failure.is_none();
+        return finish_exchange(connection, back, response, method, sent, upload);
+    }
+}
+
+impl Client {
+    /// How long dialing a server may take.
+    pub(crate) fn dial_timeout(&self) -> Duration {
+        self.dial_timeout
     }
 }
 

@@ -17,22 +17,20 @@ use http::{HeaderMap, HeaderName};
 
 use super::client;
 use super::head::RawRequest;
-use super::pool::ServerPools;
 use crate::dispatch::ConnInfo;
 use crate::headers::{
     FieldKind, HeaderFields, RawForwarding, visible_ascii, write_forwarded_request,
 };
 use crate::router::{RequestView, canonical_host, normalize};
 use crate::runtime::Runtime;
-use crate::service::{Selected, Target};
+use crate::service::{DirectSend, Target};
 
-/// A request headed straight for a server.
+/// A request headed straight for a server; it holds nothing of the
+/// runtime, which the request need not keep alive.
 #[derive(Debug)]
-pub(crate) struct Direct<'r> {
-    /// The server and its balancer.
-    pub(crate) selected: Selected<'r>,
-    /// The server's idle connections.
-    pub(crate) pools: &'r ServerPools,
+pub(crate) struct Direct {
+    /// The server's client, connections and timeouts.
+    pub(crate) send: DirectSend,
     /// The request may be sent again on a new connection.
     pub(crate) replayable: bool,
 }
@@ -56,13 +54,13 @@ impl HeaderFields for Trusted<'_> {
 
 /// Routes `raw` and, when it can go directly, writes the head to send the
 /// server into `out`.
-pub(crate) fn plan<'r>(
-    runtime: &'r Runtime,
+pub(crate) fn plan(
+    runtime: &Runtime,
     conn: &ConnInfo,
     forwarded_server: &[u8],
     raw: &RawRequest,
     out: &mut BytesMut,
-) -> Option<Direct<'r>> {
+) -> Option<Direct> {
     let entry_point = runtime.entry_point(&conn.entry_point)?;
     if entry_point.redirect.is_some() {
         return None;
@@ -141,8 +139,7 @@ pub(crate) fn plan<'r>(
     client::put_empty_body_length(&raw.method, out);
     out.put_slice(b"\r\n");
     Some(Direct {
-        selected,
-        pools,
+        send: selected.balancer.client.direct(pools),
         replayable: client::idempotent(&raw.method) || forwarded.idempotency_key,
     })
 }

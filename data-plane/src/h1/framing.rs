@@ -4,10 +4,9 @@
 //! conflicting lengths, or a transfer coding other than a lone `chunked`
 //! is refused, never guessed at.
 
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Method, StatusCode, Version};
 
-use crate::headers::HeaderFields;
+use crate::headers::{HeaderFields, known};
 
 /// How a body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +54,7 @@ pub(crate) fn content_length<H: HeaderFields + ?Sized>(
 ) -> Result<Option<u64>, FramingError> {
     let mut length = None;
     let mut valid = true;
-    headers.find_value(&CONTENT_LENGTH, &mut |value| {
+    headers.find_known(&known::CONTENT_LENGTH, &mut |value| {
         for part in value.split(|&b| b == b',') {
             let part = part.trim_ascii();
             let parsed =
@@ -88,7 +87,7 @@ struct Codings {
 
 fn codings<H: HeaderFields + ?Sized>(headers: &H) -> Codings {
     let mut codings = Codings::default();
-    headers.find_value(&TRANSFER_ENCODING, &mut |value| {
+    headers.find_known(&known::TRANSFER_ENCODING, &mut |value| {
         let tokens = value
             .split(|&b| b == b',')
             .map(<[u8]>::trim_ascii)
@@ -107,11 +106,11 @@ pub(crate) fn request<H: HeaderFields + ?Sized>(
     version: Version,
     headers: &H,
 ) -> Result<Framing, FramingError> {
-    if headers.contains(&TRANSFER_ENCODING) {
+    if headers.contains_known(&known::TRANSFER_ENCODING) {
         if version == Version::HTTP_10 {
             return Err(FramingError::CodingInHttp10);
         }
-        if headers.contains(&CONTENT_LENGTH) {
+        if headers.contains_known(&known::CONTENT_LENGTH) {
             return Err(FramingError::Ambiguous);
         }
         let codings = codings(headers);
@@ -145,7 +144,7 @@ pub(crate) fn response<H: HeaderFields + ?Sized>(
     {
         return Ok(Framing::Empty);
     }
-    if headers.contains(&TRANSFER_ENCODING) {
+    if headers.contains_known(&known::TRANSFER_ENCODING) {
         if version == Version::HTTP_10 {
             return Err(FramingError::CodingInHttp10);
         }

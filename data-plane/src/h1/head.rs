@@ -16,7 +16,7 @@ use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 use smallvec::SmallVec;
 
-use crate::headers::{FieldKind, HeaderFields, RawField};
+use crate::headers::{FieldKind, HeaderFields, Known, RawField};
 
 /// Bound on the headers of a request head.
 pub(crate) const MAX_REQUEST_HEADERS: usize = 128;
@@ -134,6 +134,7 @@ impl RawHead {
         self.fields.iter().map(|field| RawField {
             name: self.slice(field.name),
             value: self.slice(field.value),
+            line: self.slice((field.name.0, field.value.1.max(field.name.1 + 1))),
             kind: field.kind,
         })
     }
@@ -188,6 +189,10 @@ impl RawHead {
 }
 
 impl HeaderFields for RawHead {
+    fn find_known(&self, known: &Known, test: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.values(known.kind).any(test)
+    }
+
     fn find_value(&self, name: &HeaderName, test: &mut dyn FnMut(&[u8]) -> bool) -> bool {
         match FieldKind::of_name(name) {
             FieldKind::Other => self.fields().any(|field| {
@@ -421,7 +426,10 @@ mod tests {
         let raw = parse_request(&mut buf, 1024).unwrap().unwrap();
         assert_eq!(&raw.target_bytes()[..], b"/a/b?c=d");
         assert_eq!(raw.head.first(FieldKind::Host), Some(&b"example.com"[..]));
-        assert!(raw.head.contains(&HeaderName::from_static("x-custom")));
+        assert!(
+            raw.head
+                .find_value(&HeaderName::from_static("x-custom"), &mut |v| v == b"two")
+        );
         let head = raw.into_request_head().unwrap();
         assert_eq!(head.method, Method::GET);
         assert_eq!(head.uri, "/a/b?c=d");

@@ -29,7 +29,7 @@ mod stop;
 mod test_client;
 mod write;
 
-pub(crate) use client::{Client, ExchangeError, Exchanged, PendingUpgrade, ResponseBody};
-pub(crate) use pool::{PoolLimits, ServerPools};
+pub(crate) use client::{Client, ExchangeError, Exchanged, PendingUpgrade, ResponseBody, send_via};
+pub(crate) use pool::{PoolLimits, Return, ServerPools};
 pub(crate) use server::{ClientUpgrade, RequestBody, ServerSettings, serve};
 pub(crate) use stop::StopSignal;

@@ -109,8 +109,11 @@ struct Idle {
 }
 
 /// The idle connections to one server authority.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct HostPool {
+    /// This pool's own copy: a request reads it without touching memory
+    /// another serving thread writes.
+    authority: Authority,
     /// Oldest first.
     idle: Mutex<VecDeque<Idle>>,
 }
@@ -151,6 +154,11 @@ impl ServerPools {
 }
 
 impl Return {
+    /// The server's authority.
+    pub(crate) fn authority(&self) -> &Authority {
+        &self.host.authority
+    }
+
     /// An idle connection still fit for a request, if any.
     pub(crate) fn checkout(&self) -> Option<Connection> {
         let mut idle = self.host.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -208,7 +216,18 @@ impl Pool {
             let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
             match hosts.get(authority) {
                 Some(host) => host.clone(),
-                None => hosts.entry(authority.clone()).or_default().clone(),
+                None => {
+                    let own = Authority::from_maybe_shared(bytes::Bytes::copy_from_slice(
+                        authority.as_str().as_bytes(),
+                    ))
+                    .unwrap_or_else(|_| authority.clone());
+                    let host = Arc::new(HostPool {
+                        authority: own,
+                        idle: Mutex::default(),
+                    });
+                    hosts.insert(authority.clone(), host.clone());
+                    host
+                }
             }
         };
         Return {

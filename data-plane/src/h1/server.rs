@@ -31,7 +31,8 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::task::AtomicWaker;
-use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
+use http::uri::Authority;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -56,8 +57,8 @@ use super::stop::{StopSignal, StopWatch};
 use super::write::{BodyWriter, Encoder, WriteQueue, announced_trailers};
 use crate::body::{ProxyBody, status_response};
 use crate::dispatch::{ConnInfo, Dispatcher};
-use crate::headers::{FieldKind, HeaderFields, StrippedResponse};
-use crate::service::{SendError, Upstream};
+use crate::headers::{FieldKind, HeaderFields, StrippedResponse, known};
+use crate::service::SendError;
 use crate::upgrade::TunnelIo;
 
 /// The HTTP/2 connection preface.
@@ -429,7 +430,7 @@ fn acceptable(raw: &RawRequest) -> Result<(), StatusCode> {
 /// Whether the client keeps the connection open after this request.
 fn client_keeps_alive<H: HeaderFields + ?Sized>(version: Version, headers: &H) -> bool {
     let has_token = |token: &[u8]| {
-        headers.find_value(&CONNECTION, &mut |value| {
+        headers.find_known(&known::CONNECTION, &mut |value| {
             value
                 .split(|&b| b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
@@ -514,10 +515,13 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
             // Direct forwarding runs in this loop rather than in a function
             // of its own: each async call level would move its whole state
             // once per request.
-            let runtime = self.dispatcher.runtime();
-            let direct = if framing == Framing::Empty && !raw.head.contains(&UPGRADE) {
+            // The plan owns what it needs: the runtime is only borrowed
+            // here, with no count of references bumped, which both serving
+            // threads would contend for.
+            let direct = if framing == Framing::Empty && !raw.head.contains_known(&known::UPGRADE) {
                 self.head_buf.clear();
                 let server_name = self.dispatcher.forwarded_server().as_bytes();
+                let runtime = self.dispatcher.runtime_guard();
                 direct::plan(&runtime, self.conn, server_name, &raw, &mut self.head_buf)
             } else {
                 None
@@ -528,20 +532,9 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
                         client_keeps_alive(raw.version, &raw.head) && !self.wait.stop.is_stopped();
                     let (method, version) = (raw.method, raw.version);
                     let is_head = method == Method::HEAD;
+                    drop(raw.head);
                     let head = self.head_buf.split().freeze();
-                    let server = plan.selected.server;
-                    let sent = plan
-                        .selected
-                        .balancer
-                        .client
-                        .send_direct(
-                            &server.target.authority,
-                            plan.pools,
-                            head,
-                            &method,
-                            plan.replayable,
-                        )
-                        .await;
+                    let sent = plan.send.send(head, method, plan.replayable).await;
                     match sent {
                         Ok(Exchanged {
                             head,
@@ -560,13 +553,13 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
                             .await
                         }
                         failed => {
-                            let response = direct_failure(server, self.conn, failed.err());
+                            let response =
+                                direct_failure(plan.send.authority(), self.conn, failed.err());
                             self.finish(response, version, is_head, keep_alive).await
                         }
                     }
                 }
                 None => {
-                    drop(runtime);
                     // Boxed: the general path's state is large; the direct
                     // path's should not carry it.
                     Box::pin(self.exchange(raw, framing)).await
@@ -801,7 +794,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
         } else if version == Version::HTTP_10 {
             out.put_slice(b"connection: keep-alive\r\n");
         }
-        if !fields.contains(&DATE) {
+        if !fields.contains_known(&known::DATE) {
             with_date_line(|date| out.put_slice(date));
         }
         out.put_slice(b"\r\n");
@@ -837,18 +830,18 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
 /// The answer to a direct exchange that failed, as `forward` gives it: a
 /// `101` nobody asked for is a 502; a failure its status (502, 504).
 fn direct_failure(
-    server: &Upstream,
+    server: &Authority,
     conn: &ConnInfo,
     error: Option<SendError>,
 ) -> Response<ProxyBody> {
     let Some(error) = error else {
-        tracing::warn!(server = %server.url, "server switched protocols without being asked");
+        tracing::warn!(%server, "server switched protocols without being asked");
         return status_response(StatusCode::BAD_GATEWAY);
     };
     let status = error.status();
     // Debug, as Traefik does: a dead backend under load must not flood the logs.
     tracing::debug!(
-        server = %server.url,
+        %server,
         peer = %conn.peer,
         status = status.as_u16(),
         error = %crate::report::chain(&error),
@@ -860,7 +853,7 @@ fn direct_failure(
 /// The `Content-Length` a response declares (its first), when valid.
 fn declared_length<H: HeaderFields + ?Sized>(headers: &H) -> Option<u64> {
     let mut declared = None;
-    headers.find_value(&CONTENT_LENGTH, &mut |value| {
+    headers.find_known(&known::CONTENT_LENGTH, &mut |value| {
         declared = std::str::from_utf8(value)
             .ok()
             .and_then(|value| value.trim().parse().ok());

@@ -19,7 +19,7 @@ use tokio::io::AsyncWrite;
 
 use super::framing::Framing;
 use crate::body::{BoxError, ProxyBody};
-use crate::headers::{HeaderFields, visible_ascii};
+use crate::headers::{HeaderFields, known, visible_ascii};
 
 /// Queued bytes past which a body is not polled until some are written.
 const HIGH_WATER: usize = 64 * 1024;
@@ -114,11 +114,11 @@ pub(crate) struct Encoder {
 
 /// The trailer fields `headers` announce in `Trailer`, if any.
 pub(crate) fn announced_trailers<H: HeaderFields + ?Sized>(headers: &H) -> Option<Vec<HeaderName>> {
-    if !headers.contains(&TRAILER) {
+    if !headers.contains_known(&known::TRAILER) {
         return None;
     }
     let mut names = Vec::new();
-    headers.find_value(&TRAILER, &mut |value| {
+    headers.find_known(&known::TRAILER, &mut |value| {
         if let Some(value) = visible_ascii(value) {
             names.extend(
                 value

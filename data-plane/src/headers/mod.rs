@@ -79,10 +79,64 @@ pub(crate) trait HeaderFields: std::fmt::Debug {
     /// true; whether it did.
     fn find_value(&self, name: &HeaderName, test: &mut dyn FnMut(&[u8]) -> bool) -> bool;
 
-    /// Whether `name` is present.
-    fn contains(&self, name: &HeaderName) -> bool {
-        self.find_value(name, &mut |_| true)
+    /// [`HeaderFields::find_value`] for a field the rules single out: raw
+    /// fields are then found by their kind, not by comparing names.
+    fn find_known(&self, known: &Known, test: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.find_value(&known.name, test)
     }
+
+    /// Whether the field `known` is present.
+    fn contains_known(&self, known: &Known) -> bool {
+        self.find_known(known, &mut |_| true)
+    }
+}
+
+/// A field the rules look up: its name, and the kind raw fields of that
+/// name are classified as.
+#[derive(Debug)]
+pub(crate) struct Known {
+    pub(crate) name: HeaderName,
+    pub(crate) kind: FieldKind,
+}
+
+/// The fields looked up on every request, by name and kind.
+pub(crate) mod known {
+    use http::{HeaderName, header};
+
+    use super::{FieldKind, Known};
+
+    pub(crate) const CONTENT_LENGTH: Known = Known {
+        name: header::CONTENT_LENGTH,
+        kind: FieldKind::ContentLength,
+    };
+    pub(crate) const TRANSFER_ENCODING: Known = Known {
+        name: header::TRANSFER_ENCODING,
+        kind: FieldKind::TransferEncoding,
+    };
+    pub(crate) const CONNECTION: Known = Known {
+        name: header::CONNECTION,
+        kind: FieldKind::Connection,
+    };
+    pub(crate) const UPGRADE: Known = Known {
+        name: header::UPGRADE,
+        kind: FieldKind::Upgrade,
+    };
+    pub(crate) const DATE: Known = Known {
+        name: header::DATE,
+        kind: FieldKind::Date,
+    };
+    pub(crate) const TRAILER: Known = Known {
+        name: header::TRAILER,
+        kind: FieldKind::Trailer,
+    };
+    pub(crate) const IDEMPOTENCY_KEY: Known = Known {
+        name: HeaderName::from_static("idempotency-key"),
+        kind: FieldKind::IdempotencyKey,
+    };
+    pub(crate) const X_IDEMPOTENCY_KEY: Known = Known {
+        name: HeaderName::from_static("x-idempotency-key"),
+        kind: FieldKind::IdempotencyKey,
+    };
 }
 
 impl HeaderFields for HeaderMap {
@@ -90,10 +144,6 @@ impl HeaderFields for HeaderMap {
         self.get_all(name)
             .iter()
             .any(|value| test(value.as_bytes()))
-    }
-
-    fn contains(&self, name: &HeaderName) -> bool {
-        self.contains_key(name)
     }
 }
 

@@ -7,7 +7,7 @@ use bytes::{BufMut, BytesMut};
 use http::HeaderName;
 use smallvec::SmallVec;
 
-use super::{HeaderFields, explicit_port, te_accepts_trailers, visible_ascii};
+use super::{HeaderFields, Known, explicit_port, te_accepts_trailers, visible_ascii};
 
 /// What a header field is to the proxy's rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +44,11 @@ pub(crate) enum FieldKind {
 impl FieldKind {
     /// The kind of a field named `name` (any case).
     pub(crate) fn of(name: &[u8]) -> Self {
-        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        let is = |known: &[u8]| lowercase_eq(name, known);
         let x_forwarded = |rest: &[u8]| {
             name.len() == 12 + rest.len()
-                && name[..12].eq_ignore_ascii_case(b"x-forwarded-")
-                && name[12..].eq_ignore_ascii_case(rest)
+                && lowercase_eq(&name[..12], b"x-forwarded-")
+                && lowercase_eq(&name[12..], rest)
         };
         match name.len() {
             2 if is(b"te") => Self::Te,
@@ -80,25 +80,9 @@ impl FieldKind {
         }
     }
 
-    /// The kind of a field named `name`: standard names by a comparison of
-    /// `http`'s name codes, not of bytes.
+    /// The kind of a field named `name` (lowercase already).
     pub(crate) fn of_name(name: &HeaderName) -> Self {
-        use http::header;
-        let standard = [
-            (header::HOST, Self::Host),
-            (header::CONTENT_LENGTH, Self::ContentLength),
-            (header::TRANSFER_ENCODING, Self::TransferEncoding),
-            (header::CONNECTION, Self::Connection),
-            (header::TE, Self::Te),
-            (header::TRAILER, Self::Trailer),
-            (header::DATE, Self::Date),
-            (header::UPGRADE, Self::Upgrade),
-            (header::EXPECT, Self::Expect),
-        ];
-        standard
-            .into_iter()
-            .find(|(known, _)| known == name)
-            .map_or_else(|| Self::of(name.as_str().as_bytes()), |(_, kind)| kind)
+        Self::of(name.as_str().as_bytes())
     }
 
     /// A hop-by-hop field (RFC 9110 §7.6.1, plus `Proxy-Connection`).
@@ -133,11 +117,21 @@ impl FieldKind {
     }
 }
 
+/// Whether a field name equals `lower`, written in lowercase letters,
+/// digits and `-`, in any case: setting bit 5 folds exactly the uppercase
+/// letters onto those (the other bytes it changes cannot be in a name).
+fn lowercase_eq(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len() && name.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
+}
+
 /// One field of a raw head.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawField<'f> {
     pub(crate) name: &'f [u8],
     pub(crate) value: &'f [u8],
+    /// The field as written, name to value (without the line's end): what
+    /// is forwarded, in one copy.
+    pub(crate) line: &'f [u8],
     pub(crate) kind: FieldKind,
 }
 
@@ -200,10 +194,16 @@ impl<'f> RawHopByHop<'f> {
     }
 }
 
-fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
-    out.put_slice(name);
-    out.put_slice(b": ");
+/// Writes a field of the proxy's own: `prefix` is its name and `": "`.
+fn put_field(out: &mut BytesMut, prefix: &[u8], value: &[u8]) {
+    out.put_slice(prefix);
     out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
+/// Writes a field as it came (always ended with CRLF).
+fn put_line(out: &mut BytesMut, field: &RawField<'_>) {
+    out.put_slice(field.line);
     out.put_slice(b"\r\n");
 }
 
@@ -260,10 +260,10 @@ pub(crate) fn write_forwarded_request<'f>(
             _ => {}
         }
         present |= field.kind.bit();
-        put_field(out, field.name, field.value);
+        put_line(out, &field);
     }
     let has = |kind: FieldKind| present & kind.bit() != 0;
-    put_field(out, b"host", to.host);
+    put_field(out, b"host: ", to.host);
     hop_by_hop.write_te(out);
     out.put_slice(b"x-forwarded-for: ");
     for prior in &prior_for {
@@ -274,12 +274,12 @@ pub(crate) fn write_forwarded_request<'f>(
     out.put_slice(b"\r\n");
     let own_proto: &[u8] = if to.tls { b"https" } else { b"http" };
     if !has(FieldKind::XForwardedProto) {
-        put_field(out, b"x-forwarded-proto", own_proto);
+        put_field(out, b"x-forwarded-proto: ", own_proto);
     }
     if !has(FieldKind::XForwardedHost)
         && let Some(host) = to.original_host
     {
-        put_field(out, b"x-forwarded-host", host);
+        put_field(out, b"x-forwarded-host: ", host);
     }
     if !has(FieldKind::XForwardedPort) {
         let port =
@@ -289,11 +289,11 @@ pub(crate) fn write_forwarded_request<'f>(
                     b"https" | b"wss" => b"443",
                     _ => b"80",
                 });
-        put_field(out, b"x-forwarded-port", port);
+        put_field(out, b"x-forwarded-port: ", port);
     }
-    put_field(out, b"x-forwarded-server", to.server);
+    put_field(out, b"x-forwarded-server: ", to.server);
     if !has(FieldKind::XRealIp) {
-        put_field(out, b"x-real-ip", to.client_ip);
+        put_field(out, b"x-real-ip: ", to.client_ip);
     }
     Forwarded {
         idempotency_key: has(FieldKind::IdempotencyKey),
@@ -327,7 +327,7 @@ impl<'f, I: RawFields<'f>> StrippedResponse<'f, I> {
     pub(crate) fn write(&self, drop_length: bool, out: &mut BytesMut) {
         for field in self.kept() {
             if !(drop_length && field.kind == FieldKind::ContentLength) {
-                put_field(out, field.name, field.value);
+                put_line(out, &field);
             }
         }
         self.hop_by_hop.write_te(out);
@@ -335,6 +335,12 @@ impl<'f, I: RawFields<'f>> StrippedResponse<'f, I> {
 }
 
 impl<'f, I: RawFields<'f> + std::fmt::Debug> HeaderFields for StrippedResponse<'f, I> {
+    fn find_known(&self, known: &Known, test: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.kept()
+            .any(|field| field.kind == known.kind && test(field.value))
+            || (known.kind == FieldKind::Te && self.hop_by_hop.te_trailers && test(b"trailers"))
+    }
+
     fn find_value(&self, name: &HeaderName, test: &mut dyn FnMut(&[u8]) -> bool) -> bool {
         let kind = FieldKind::of_name(name);
         let name = name.as_str().as_bytes();
@@ -408,6 +414,26 @@ mod tests {
                 FieldKind::of(name.as_str().as_bytes()),
                 "{name}"
             );
+        }
+    }
+
+    #[test]
+    fn lowercase_names_match_in_any_case_and_nothing_else() {
+        assert!(lowercase_eq(b"X-Forwarded-For", b"x-forwarded-for"));
+        assert!(lowercase_eq(b"content-length", b"content-length"));
+        assert!(!lowercase_eq(b"content-lengt", b"content-length"));
+        // Every byte a name may hold (httparse takes tokens only: visible,
+        // none below `!`) matches a lowercase letter, digit or `-` only when
+        // it is one, or an uppercase letter.
+        for byte in 0u8..=255 {
+            for lower in b"abcdefghijklmnopqrstuvwxyz0123456789-" {
+                let same = byte == *lower || byte == lower.to_ascii_uppercase();
+                assert_eq!(
+                    lowercase_eq(&[byte], &[*lower]) && byte > b' ',
+                    same && byte > b' ',
+                    "{byte} {lower}"
+                );
+            }
         }
     }
 

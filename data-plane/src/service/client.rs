@@ -155,6 +155,45 @@ impl UpstreamConfig {
     }
 }
 
+/// A request on its way straight to an `http://` server: this thread's
+/// connections to it and the client's timeouts.
+#[derive(Debug)]
+pub(crate) struct DirectSend {
+    back: h1::Return,
+    dial_timeout: Duration,
+    response_header_timeout: Option<Duration>,
+}
+
+impl DirectSend {
+    /// The server's authority.
+    pub(crate) fn authority(&self) -> &Authority {
+        self.back.authority()
+    }
+
+    /// Sends a request head written by direct forwarding, with no body.
+    /// Not an `async fn`: the exchange's own future is all there is to it,
+    /// one state less to move per request.
+    pub(crate) fn send(
+        &self,
+        head: Bytes,
+        method: Method,
+        replayable: bool,
+    ) -> impl Future<Output = Result<h1::Exchanged, SendError>> + use<> {
+        let limit = self.response_header_timeout;
+        let (back, dial_timeout) = (self.back.clone(), self.dial_timeout);
+        let exchange =
+            async move { h1::send_via(back, dial_timeout, head, None, &method, replayable).await };
+        match limit {
+            Some(limit) => Either::Left(tokio::time::timeout(limit, exchange).map(move |timed| {
+                timed
+                    .map_err(|_| SendError::ResponseHeaderTimeout(limit))?
+                    .map_err(SendError::from)
+            })),
+            None => Either::Right(exchange.map(|result| result.map_err(SendError::from))),
+        }
+    }
+}
+
 /// Pooled clients to backends.
 #[derive(Debug)]
 pub(crate) struct UpstreamClient {
@@ -250,33 +289,19 @@ impl UpstreamClient {
         }
     }
 
-    /// An `http://` server's idle connections, for [`UpstreamClient::send_direct`].
+    /// An `http://` server's idle connections, for [`UpstreamClient::direct`].
     pub(crate) fn server_pools(&self, authority: &Authority) -> ServerPools {
         self.http1.server_pools(authority)
     }
 
-    /// Sends a request head written by direct forwarding (`h1::direct`) to
-    /// the `http://` server at `authority`, with no body. Not an `async fn`:
-    /// the exchange's own future is all there is to it, one state less to
-    /// move per request.
-    pub(crate) fn send_direct<'a>(
-        &'a self,
-        authority: &'a Authority,
-        pools: &'a ServerPools,
-        head: Bytes,
-        method: &'a Method,
-        replayable: bool,
-    ) -> impl Future<Output = Result<h1::Exchanged, SendError>> + 'a {
-        let exchange = self
-            .http1
-            .send_raw(authority, Some(pools), head, None, method, replayable);
-        match self.response_header_timeout {
-            Some(limit) => Either::Left(tokio::time::timeout(limit, exchange).map(move |timed| {
-                timed
-                    .map_err(|_| SendError::ResponseHeaderTimeout(limit))?
-                    .map_err(SendError::from)
-            })),
-            None => Either::Right(exchange.map(|result| result.map_err(SendError::from))),
+    /// What a request forwarded directly (`h1::direct`) to the server whose
+    /// connections are `pools` needs: owned by the request, and touching
+    /// nothing another serving thread writes.
+    pub(crate) fn direct(&self, pools: &ServerPools) -> DirectSend {
+        DirectSend {
+            back: pools.slot(pool_slot()).clone(),
+            dial_timeout: self.http1.dial_timeout(),
+            response_header_timeout: self.response_header_timeout,
         }
     }
 

@@ -29,7 +29,7 @@ use http::{HeaderMap, HeaderValue};
 use sluice_proto::v1::{self, service::Kind};
 
 pub use client::UpstreamConfig;
-pub(crate) use client::{SendError, UpstreamClient};
+pub(crate) use client::{DirectSend, SendError, UpstreamClient};
 pub use health_check::HealthCheckError;
 pub(crate) use health_check::{CheckSpec, HealthChecks};
 pub(crate) use load_balancer::LoadBalancer;
