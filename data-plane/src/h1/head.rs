@@ -67,21 +67,36 @@ pub(crate) struct ResponseHead {
 }
 
 /// Where a header field's name and value lie in the head's bytes, and what
-/// the field is.
+/// the field is: 16 bytes, as a head is moved a few times per request.
 #[derive(Debug, Clone, Copy)]
 struct Field {
-    name: (u32, u32),
-    value: (u32, u32),
+    name_start: u32,
+    value_start: u32,
+    value_end: u32,
+    name_len: u16,
     kind: FieldKind,
 }
 
+impl Field {
+    fn name(&self) -> (u32, u32) {
+        (self.name_start, self.name_start + u32::from(self.name_len))
+    }
+
+    fn value(&self) -> (u32, u32) {
+        (self.value_start, self.value_end)
+    }
+}
+
+/// Fields kept inline: most heads carry fewer, a browser's request about
+/// as many.
+const INLINE_FIELDS: usize = 12;
+
 /// The header fields of a head, as they came off the wire: the head's
-/// bytes and where each field lies in them, each classified once. Most
-/// heads carry few fields, kept inline.
+/// bytes and where each field lies in them, each classified once.
 #[derive(Debug)]
 pub(crate) struct RawHead {
     bytes: Bytes,
-    fields: SmallVec<[Field; 16]>,
+    fields: SmallVec<[Field; INLINE_FIELDS]>,
     /// The kinds present (`FieldKind::bit`).
     kinds: u32,
 }
@@ -132,9 +147,9 @@ impl RawHead {
     /// The fields, in order (names as written).
     pub(crate) fn fields(&self) -> impl Iterator<Item = RawField<'_>> + Clone + fmt::Debug {
         self.fields.iter().map(|field| RawField {
-            name: self.slice(field.name),
-            value: self.slice(field.value),
-            line: self.slice((field.name.0, field.value.1.max(field.name.1 + 1))),
+            name: self.slice(field.name()),
+            value: self.slice(field.value()),
+            line: self.slice((field.name_start, field.value_end.max(field.name().1 + 1))),
             kind: field.kind,
         })
     }
@@ -150,7 +165,7 @@ impl RawHead {
         self.fields
             .iter()
             .filter(move |field| present && field.kind == kind)
-            .map(|field| self.slice(field.value))
+            .map(|field| self.slice(field.value()))
     }
 
     /// The first value of `kind`'s fields.
@@ -175,11 +190,11 @@ impl RawHead {
     pub(crate) fn header_map(&self) -> Result<HeaderMap, HeadError> {
         let mut headers = HeaderMap::with_capacity(self.fields.len());
         for field in self.fields.iter().filter(|f| f.kind != FieldKind::Dropped) {
-            let name = HeaderName::from_bytes(self.slice(field.name))
+            let name = HeaderName::from_bytes(self.slice(field.name()))
                 .map_err(|_| HeadError::InvalidHeader)?;
             let value = HeaderValue::from_maybe_shared(
                 self.bytes
-                    .slice(field.value.0 as usize..field.value.1 as usize),
+                    .slice(field.value_start as usize..field.value_end as usize),
             )
             .map_err(|_| HeadError::InvalidHeader)?;
             headers.append(name, value);
@@ -241,20 +256,23 @@ impl RawResponse {
 fn field_ranges<'h>(
     buf: &[u8],
     parsed: impl Iterator<Item = &'h httparse::Header<'h>>,
-) -> (SmallVec<[Field; 16]>, u32) {
+) -> Result<(SmallVec<[Field; INLINE_FIELDS]>, u32), HeadError> {
     let mut kinds = 0;
-    let fields = parsed
-        .map(|field| {
-            let kind = FieldKind::of(field.name.as_bytes());
-            kinds |= kind.bit();
-            Field {
-                name: range_in(buf, field.name.as_bytes()),
-                value: range_in(buf, field.value),
-                kind,
-            }
-        })
-        .collect();
-    (fields, kinds)
+    let mut fields = SmallVec::new();
+    for field in parsed {
+        let kind = FieldKind::of(field.name.as_bytes());
+        kinds |= kind.bit();
+        let (name_start, _) = range_in(buf, field.name.as_bytes());
+        let (value_start, value_end) = range_in(buf, field.value);
+        fields.push(Field {
+            name_start,
+            value_start,
+            value_end,
+            name_len: u16::try_from(field.name.len()).map_err(|_| HeadError::InvalidHeader)?,
+            kind,
+        });
+    }
+    Ok((fields, kinds))
 }
 
 /// Parses the request head at the start of `buf`, splitting it off;
@@ -283,7 +301,7 @@ pub(crate) fn parse_request(
         let method = Method::from_bytes(request.method.unwrap_or("").as_bytes())
             .map_err(|_| HeadError::InvalidMethod)?;
         let target = range_in(buf, request.path.unwrap_or("").as_bytes());
-        let (fields, kinds) = field_ranges(buf, request.headers.iter());
+        let (fields, kinds) = field_ranges(buf, request.headers.iter())?;
         (length, method, target, request.version, fields, kinds)
     };
     Ok(Some(RawRequest {
@@ -322,7 +340,7 @@ pub(crate) fn parse_response(
         if length > max_bytes {
             return Err(HeadError::TooLarge(max_bytes));
         }
-        let (fields, kinds) = field_ranges(buf, response.headers.iter());
+        let (fields, kinds) = field_ranges(buf, response.headers.iter())?;
         (
             length,
             response.code.unwrap_or(0),

@@ -534,7 +534,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
                     let is_head = method == Method::HEAD;
                     drop(raw.head);
                     let head = self.head_buf.split().freeze();
-                    let sent = plan.send.send(head, method, plan.replayable).await;
+                    let sent = plan.send.send(head, &method, plan.replayable).await;
                     match sent {
                         Ok(Exchanged {
                             head,

@@ -15,11 +15,7 @@ use std::error::Error as StdError;
 use std::io;
 use std::time::Duration;
 
-use std::future::Future;
-
 use bytes::Bytes;
-use futures::FutureExt;
-use futures::future::Either;
 use http::uri::Authority;
 use http::{Method, Request, Response, StatusCode};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
@@ -171,25 +167,19 @@ impl DirectSend {
     }
 
     /// Sends a request head written by direct forwarding, with no body.
-    /// Not an `async fn`: the exchange's own future is all there is to it,
-    /// one state less to move per request.
-    pub(crate) fn send(
+    pub(crate) async fn send(
         &self,
         head: Bytes,
-        method: Method,
+        method: &Method,
         replayable: bool,
-    ) -> impl Future<Output = Result<h1::Exchanged, SendError>> + use<> {
-        let limit = self.response_header_timeout;
-        let (back, dial_timeout) = (self.back.clone(), self.dial_timeout);
-        let exchange =
-            async move { h1::send_via(back, dial_timeout, head, None, &method, replayable).await };
-        match limit {
-            Some(limit) => Either::Left(tokio::time::timeout(limit, exchange).map(move |timed| {
-                timed
-                    .map_err(|_| SendError::ResponseHeaderTimeout(limit))?
-                    .map_err(SendError::from)
-            })),
-            None => Either::Right(exchange.map(|result| result.map_err(SendError::from))),
+    ) -> Result<h1::Exchanged, SendError> {
+        let back = self.back.clone();
+        let exchange = h1::send_via(back, self.dial_timeout, head, None, method, replayable);
+        match self.response_header_timeout {
+            Some(limit) => Ok(tokio::time::timeout(limit, exchange)
+                .await
+                .map_err(|_| SendError::ResponseHeaderTimeout(limit))??),
+            None => Ok(exchange.await?),
         }
     }
 }
