@@ -101,6 +101,16 @@ fn codings<H: HeaderFields + ?Sized>(headers: &H) -> Codings {
     codings
 }
 
+/// Chunked framing when the transfer codings are `chunked` alone.
+fn lone_chunked<H: HeaderFields + ?Sized>(headers: &H) -> Result<Framing, FramingError> {
+    let codings = codings(headers);
+    if codings.count == 1 && codings.last_is_chunked {
+        Ok(Framing::Chunked)
+    } else {
+        Err(FramingError::UnsupportedCoding)
+    }
+}
+
 /// The framing of a request body.
 pub(crate) fn request<H: HeaderFields + ?Sized>(
     version: Version,
@@ -113,12 +123,7 @@ pub(crate) fn request<H: HeaderFields + ?Sized>(
         if headers.contains_known(&known::CONTENT_LENGTH) {
             return Err(FramingError::Ambiguous);
         }
-        let codings = codings(headers);
-        return if codings.count == 1 && codings.last_is_chunked {
-            Ok(Framing::Chunked)
-        } else {
-            Err(FramingError::UnsupportedCoding)
-        };
+        return lone_chunked(headers);
     }
     Ok(match content_length(headers)? {
         None | Some(0) => Framing::Empty,
@@ -150,12 +155,7 @@ pub(crate) fn response<H: HeaderFields + ?Sized>(
         }
         // A length beside a transfer coding is ignored (§6.3 rule 3), and
         // must not be passed on (the caller drops it).
-        let codings = codings(headers);
-        return if codings.count == 1 && codings.last_is_chunked {
-            Ok(Framing::Chunked)
-        } else {
-            Err(FramingError::UnsupportedCoding)
-        };
+        return lone_chunked(headers);
     }
     Ok(match content_length(headers)? {
         Some(0) => Framing::Empty,
