@@ -221,7 +221,11 @@ pub(crate) fn write(
         "\nbasicAuth caches successful checks (see [middlewares](../middlewares.md)), so with one\n\
          user and one password the bcrypt cost is paid once, not per request: these rows\n\
          measure the cached path. The uncached cost (a bcrypt-10 verification is milliseconds\n\
-         of CPU) is not measured here.\n"
+         of CPU) is not measured here.\n\n\
+         Most of the gap between `none` and the other rows is not the middlewares' own work:\n\
+         a route without middlewares is forwarded directly from the raw request head, while a\n\
+         route with any middleware takes the general path, which parses the request into an\n\
+         `http::Request` with a `HeaderMap` first (see [profile.md](profile.md)).\n"
     );
 
     // 3. Route scale.
