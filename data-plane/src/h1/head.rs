@@ -91,6 +91,10 @@ impl Field {
 /// as many.
 const INLINE_FIELDS: usize = 12;
 
+/// Room in a head's `HeaderMap` for the fields the proxy adds to it
+/// (`X-Forwarded-*`, `X-Real-Ip`), so that adding them does not regrow it.
+const ADDED_FIELDS: usize = 8;
+
 /// The header fields of a head, as they came off the wire: the head's
 /// bytes and where each field lies in them, each classified once.
 #[derive(Debug)]
@@ -188,7 +192,7 @@ impl RawHead {
 
     /// The fields as a header map (values share the head's bytes).
     pub(crate) fn header_map(&self) -> Result<HeaderMap, HeadError> {
-        let mut headers = HeaderMap::with_capacity(self.fields.len());
+        let mut headers = HeaderMap::with_capacity(self.fields.len() + ADDED_FIELDS);
         for field in self.fields.iter().filter(|f| f.kind != FieldKind::Dropped) {
             let name = HeaderName::from_bytes(self.slice(field.name()))
                 .map_err(|_| HeadError::InvalidHeader)?;

@@ -23,6 +23,7 @@ use http::header::{
     CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRANSFER_ENCODING, UPGRADE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
+use smallvec::SmallVec;
 
 mod raw;
 
@@ -223,7 +224,13 @@ fn strip(headers: &mut HeaderMap, upgrade_allowed: bool) -> Option<HeaderValue> 
     } else {
         None
     };
-    for name in HOP_BY_HOP {
+    // Only those present: removing an absent name still hashes it.
+    let present: SmallVec<[HeaderName; 4]> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP.contains(name))
+        .cloned()
+        .collect();
+    for name in present {
         headers.remove(name);
     }
     if te_trailers {
