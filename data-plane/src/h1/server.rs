@@ -561,8 +561,11 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
                 }
                 None => {
                     // Boxed: the general path's state is large; the direct
-                    // path's should not carry it.
-                    Box::pin(self.exchange(raw, framing)).await
+                    // path's should not carry it. Allocated first, then
+                    // written: `Box::pin(future)` built the 8 KiB future
+                    // aside and copied it whole into the box.
+                    let exchange = Box::write(Box::new_uninit(), self.exchange(raw, framing));
+                    Box::into_pin(exchange).await
                 }
             };
             match next {
