@@ -94,19 +94,7 @@ fn request_framing(
             .map_err(|_| ExchangeError::Request("invalid Content-Length"));
     }
     if body.is_end_stream() {
-        // Servers may refuse a POST without a length (411).
-        let expects_body = !matches!(
-            parts.method,
-            Method::GET
-                | Method::HEAD
-                | Method::DELETE
-                | Method::OPTIONS
-                | Method::TRACE
-                | Method::CONNECT
-        );
-        if expects_body {
-            head::put_number_line(out, b"content-length", 0);
-        }
+        put_empty_body_length(&parts.method, out);
         return Ok(Framing::Empty);
     }
     Ok(match body.size_hint().exact() {
@@ -154,21 +142,6 @@ fn replayable<H: HeaderFields + ?Sized>(method: &Method, headers: &H, framing: F
         && (idempotent(method)
             || headers.contains_known(&known::IDEMPOTENCY_KEY)
             || headers.contains_known(&known::X_IDEMPOTENCY_KEY))
-}
-
-/// Whether the server lets the connection carry another request.
-fn server_keeps_alive(head: &RawResponse) -> bool {
-    let has_token = |token: &[u8]| {
-        head.head.find_known(&known::CONNECTION, &mut |value| {
-            value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-        })
-    };
-    match head.version {
-        Version::HTTP_11 => !has_token(b"close"),
-        _ => has_token(b"keep-alive"),
-    }
 }
 
 /// A response head as the server sent it, with what follows it.
@@ -418,8 +391,9 @@ fn finish_exchange(
         // (RFC 9112 §6.3): it must not reach the client.
         head.head.drop_kind(FieldKind::ContentLength);
     }
-    let reusable =
-        (sent || upload.is_some()) && framing != Framing::UntilClose && server_keeps_alive(&head);
+    let reusable = (sent || upload.is_some())
+        && framing != Framing::UntilClose
+        && framing::keeps_alive(head.version, &head.head);
     let body = ResponseBody::new(
         connection,
         Decoder::new(framing),

@@ -133,7 +133,7 @@ fn trailer_section(buf: &[u8]) -> io::Result<Option<(usize, Option<HeaderMap>)>>
         return Ok(Some((2, None)));
     }
     if buf.len() < 2 {
-        return if buf.first().is_some_and(|&b| b != b'\r') && buf.first() == Some(&b'\n') {
+        return if buf.first() == Some(&b'\n') {
             Err(invalid("bare LF in the trailer section"))
         } else {
             Ok(None)
@@ -356,6 +356,11 @@ mod tests {
         assert!(frames.iter().all(|f| f.is_data()));
     }
 
+    /// Whether decoding failed on malformed input, not for want of more.
+    fn is_malformed(decoded: io::Result<Vec<Frame<Bytes>>>) -> bool {
+        decoded.is_err_and(|error| error.kind() == io::ErrorKind::InvalidData)
+    }
+
     #[test]
     fn malformed_chunks_are_errors() {
         for bad in [
@@ -373,13 +378,17 @@ mod tests {
             b"2\r\nok\r\n0\r\nX-A: b\nX-B: c\r\n\r\n",
         ] {
             assert!(
-                decode_all(Framing::Chunked, bad, 64).is_err(),
+                is_malformed(decode_all(Framing::Chunked, bad, 64)),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
         }
         let long = format!("1;{}\r\n", "e".repeat(MAX_CHUNK_LINE + 1));
-        assert!(decode_all(Framing::Chunked, long.as_bytes(), 64).is_err());
+        assert!(is_malformed(decode_all(
+            Framing::Chunked,
+            long.as_bytes(),
+            64
+        )));
         // Blanks before the line's end or an extension are fine; many
         // extensions over a body are not.
         let frames = decode_all(
@@ -389,7 +398,11 @@ mod tests {
         );
         assert_eq!(data(&frames.unwrap()), b"okok");
         let chatty = format!("1;{}\r\nx\r\n", "e".repeat(1000)).repeat(20);
-        assert!(decode_all(Framing::Chunked, chatty.as_bytes(), 512).is_err());
+        assert!(is_malformed(decode_all(
+            Framing::Chunked,
+            chatty.as_bytes(),
+            512
+        )));
     }
 
     #[test]

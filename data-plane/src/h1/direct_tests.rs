@@ -125,11 +125,25 @@ async fn exchange(address: SocketAddr, template: &str, host: &str) -> Seen {
     seen(&client.response(&method).await, host)
 }
 
+/// Whether `request` is planned for direct forwarding, and the head the
+/// plan writes.
+fn plan(harness: &Harness, request: &str) -> (bool, String) {
+    let runtime = harness.runtime();
+    let conn = ConnInfo::new(Arc::from("web"), "127.0.0.1:40000".parse().unwrap());
+    let mut buf = BytesMut::from(request.as_bytes());
+    let raw = head::parse_request(&mut buf, 1 << 16).unwrap().unwrap();
+    let mut out = BytesMut::new();
+    let planned = direct::plan(&runtime, &conn, b"node", &raw, &mut out).is_some();
+    (planned, String::from_utf8(out.to_vec()).unwrap())
+}
+
 #[tokio::test]
 async fn direct_forwarding_is_the_general_path_for_every_header_rule() {
     for insecure in [false, true] {
         let harness = proxy(insecure).await;
         for template in REQUESTS {
+            let request = template.replace("{host}", "direct.test");
+            assert!(plan(&harness, &request).0, "not direct:\n{request}");
             let direct = exchange(harness.address(), template, "direct.test").await;
             let general = exchange(harness.address(), template, "general.test").await;
             assert_eq!(
@@ -144,15 +158,7 @@ async fn direct_forwarding_is_the_general_path_for_every_header_rule() {
 #[tokio::test]
 async fn only_bodiless_origin_form_requests_to_plain_routes_go_directly() {
     let harness = proxy(false).await;
-    let runtime = harness.runtime();
-    let conn = ConnInfo::new(Arc::from("web"), "127.0.0.1:40000".parse().unwrap());
-    let plan = |request: &str| {
-        let mut buf = BytesMut::from(request.as_bytes());
-        let raw = head::parse_request(&mut buf, 1 << 16).unwrap().unwrap();
-        let mut out = BytesMut::new();
-        let planned = direct::plan(&runtime, &conn, b"node", &raw, &mut out).is_some();
-        (planned, String::from_utf8(out.to_vec()).unwrap())
-    };
+    let plan = |request: &str| plan(&harness, request);
     let (planned, head) = plan("GET /x/./y?q HTTP/1.1\r\nHost: direct.test\r\n\r\n");
     assert!(planned);
     assert!(head.starts_with("GET /x/y?q HTTP/1.1\r\n"), "{head}");

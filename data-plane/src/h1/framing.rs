@@ -111,6 +111,23 @@ fn lone_chunked<H: HeaderFields + ?Sized>(headers: &H) -> Result<Framing, Framin
     }
 }
 
+/// Whether a message lets its connection carry another exchange after it
+/// (RFC 9112 §9.3): HTTP/1.1 unless `Connection: close`, HTTP/1.0 only
+/// with `Connection: keep-alive`.
+pub(crate) fn keeps_alive<H: HeaderFields + ?Sized>(version: Version, headers: &H) -> bool {
+    let has_token = |token: &[u8]| {
+        headers.find_known(&known::CONNECTION, &mut |value| {
+            value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+        })
+    };
+    match version {
+        Version::HTTP_11 => !has_token(b"close"),
+        _ => has_token(b"keep-alive"),
+    }
+}
+
 /// The framing of a request body.
 pub(crate) fn request<H: HeaderFields + ?Sized>(
     version: Version,

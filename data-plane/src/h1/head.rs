@@ -214,12 +214,12 @@ impl HeaderFields for RawHead {
 
     fn find_value(&self, name: &HeaderName, test: &mut dyn FnMut(&[u8]) -> bool) -> bool {
         match FieldKind::of_name(name) {
-            FieldKind::Other => self.fields().any(|field| {
-                field.kind == FieldKind::Other
+            kind if kind.is_one_name() => self.values(kind).any(test),
+            kind => self.fields().any(|field| {
+                field.kind == kind
                     && field.name.eq_ignore_ascii_case(name.as_str().as_bytes())
                     && test(field.value)
             }),
-            kind => self.values(kind).any(test),
         }
     }
 }
@@ -460,6 +460,22 @@ mod tests {
         let custom: Vec<_> = head.headers.get_all("x-custom").iter().collect();
         assert_eq!(custom, ["one", "two"]);
         assert_eq!(&buf[..], b"BODY");
+    }
+
+    #[test]
+    fn a_field_found_by_name_is_not_another_of_its_kind() {
+        let mut buf = BytesMut::from(
+            &b"GET / HTTP/1.1\r\nHost: a\r\nX-Idempotency-Key: k\r\nX-Forwarded-Uri: /u\r\n\r\n"[..],
+        );
+        let raw = parse_request(&mut buf, 1024).unwrap().unwrap();
+        let found = |name: &'static str| {
+            raw.head
+                .find_value(&HeaderName::from_static(name), &mut |_| true)
+        };
+        assert!(found("x-idempotency-key"));
+        assert!(!found("idempotency-key"));
+        assert!(found("x-forwarded-uri"));
+        assert!(!found("x-forwarded-prefix"));
     }
 
     #[test]

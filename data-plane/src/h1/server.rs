@@ -427,21 +427,6 @@ fn acceptable(raw: &RawRequest) -> Result<(), StatusCode> {
     Ok(())
 }
 
-/// Whether the client keeps the connection open after this request.
-fn client_keeps_alive<H: HeaderFields + ?Sized>(version: Version, headers: &H) -> bool {
-    let has_token = |token: &[u8]| {
-        headers.find_known(&known::CONNECTION, &mut |value| {
-            value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-        })
-    };
-    match version {
-        Version::HTTP_11 => !has_token(b"close"),
-        _ => has_token(b"keep-alive"),
-    }
-}
-
 fn expects_continue(headers: &HeaderMap) -> bool {
     headers
         .get(EXPECT)
@@ -528,8 +513,8 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
             };
             let next = match direct {
                 Some(plan) => {
-                    let keep_alive =
-                        client_keeps_alive(raw.version, &raw.head) && !self.wait.stop.is_stopped();
+                    let keep_alive = framing::keeps_alive(raw.version, &raw.head)
+                        && !self.wait.stop.is_stopped();
                     let (method, version) = (raw.method, raw.version);
                     let is_head = method == Method::HEAD;
                     drop(raw.head);
@@ -622,7 +607,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
             version,
             headers,
         } = head;
-        let keep_alive = client_keeps_alive(version, &headers);
+        let keep_alive = framing::keeps_alive(version, &headers);
         let is_head = method == Method::HEAD;
         let continue_signal = (framing != Framing::Empty
             && version == Version::HTTP_11

@@ -85,6 +85,19 @@ impl FieldKind {
         Self::of(name.as_str().as_bytes())
     }
 
+    /// Whether every field of this kind has the same name, so that a field
+    /// found by name needs its kind compared only, not its name too.
+    pub(crate) fn is_one_name(self) -> bool {
+        !matches!(
+            self,
+            Self::Other
+                | Self::OtherHopByHop
+                | Self::XForwardedOther
+                | Self::IdempotencyKey
+                | Self::Dropped
+        )
+    }
+
     /// A hop-by-hop field (RFC 9110 §7.6.1, plus `Proxy-Connection`).
     pub(crate) fn is_hop_by_hop(self) -> bool {
         matches!(
@@ -345,8 +358,7 @@ impl<'f, I: RawFields<'f> + std::fmt::Debug> HeaderFields for StrippedResponse<'
         let kind = FieldKind::of_name(name);
         let name = name.as_str().as_bytes();
         self.kept().any(|field| {
-            (field.kind == kind
-                && (kind != FieldKind::Other || field.name.eq_ignore_ascii_case(name)))
+            (field.kind == kind && (kind.is_one_name() || field.name.eq_ignore_ascii_case(name)))
                 && test(field.value)
         }) || (kind == FieldKind::Te && self.hop_by_hop.te_trailers && test(b"trailers"))
     }
