@@ -89,13 +89,16 @@ pub(crate) async fn connect(authority: &Authority, timeout: Duration) -> io::Res
         Err(last_error.unwrap_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
-                "the host name resolves to no address",
+                format!("`{authority}` resolves to no address"),
             )
         }))
     };
-    let stream = tokio::time::timeout(timeout, dial)
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    let stream = tokio::time::timeout(timeout, dial).await.map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("connecting to `{authority}` timed out after {timeout:?}"),
+        )
+    })??;
     stream.set_nodelay(true)?;
     let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(30));
     socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
@@ -162,16 +165,12 @@ impl Return {
     /// An idle connection still fit for a request, if any.
     pub(crate) fn checkout(&self) -> Option<Connection> {
         let mut idle = self.host.idle.lock().unwrap_or_else(|e| e.into_inner());
-        // Most recently used first: when it expired, so did all the others.
-        let candidate = idle.pop_back()?;
-        if candidate.since.elapsed() >= self.pool.limits.idle_timeout {
-            idle.clear();
-            return None;
-        }
-        if candidate.connection.is_usable() {
-            return Some(candidate.connection);
-        }
+        // Most recently used first: once one expired, so did all the others.
         while let Some(candidate) = idle.pop_back() {
+            if candidate.since.elapsed() >= self.pool.limits.idle_timeout {
+                idle.clear();
+                return None;
+            }
             if candidate.connection.is_usable() {
                 return Some(candidate.connection);
             }
@@ -362,8 +361,14 @@ mod tests {
             let mut idle = hosts[&authority].idle.lock().unwrap();
             idle[0].since -= Duration::from_secs(11);
         }
-        tokio::time::sleep(Duration::from_secs(6)).await;
-        tokio::task::yield_now().await;
+        // The sweeper wakes every 5 s (half the idle timeout): wait for it
+        // to have emptied the pool and stopped, within a bound.
+        for _ in 0..60 {
+            if pool.hosts.lock().unwrap().is_empty() && !pool.sweeping.load(Ordering::Acquire) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
         assert!(pool.hosts.lock().unwrap().is_empty());
         assert!(!pool.sweeping.load(Ordering::Acquire));
     }

@@ -120,7 +120,26 @@ mod tests {
             .collect();
         // A watch that never waited costs nothing to drop.
         drop(signal.watch());
-        tokio::task::yield_now().await;
+        let registered = || signal.waiting.lock().unwrap().len();
+        let until_registered = async |count| {
+            for _ in 0..100 {
+                if registered() == count {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(registered(), count, "waiting tasks registered");
+        };
+        until_registered(3).await;
+        // A watch that waited and is dropped leaves no waker behind.
+        let abandoned = {
+            let mut watch = signal.watch();
+            tokio::spawn(async move { watch.stopped().await })
+        };
+        until_registered(4).await;
+        abandoned.abort();
+        let _ = abandoned.await;
+        assert_eq!(registered(), 3);
         assert!(!signal.is_stopped());
         signal.stop();
         for task in waiting.drain(..) {
