@@ -52,7 +52,7 @@ use super::decode::{Decoder, READ_SIZE};
 use super::direct;
 use super::framing::{self, Framing};
 use super::head::{self, HeadError, RawRequest, RequestHead};
-use super::rewind::{Joined, Rewind};
+use super::rewind::Rewind;
 use super::stop::{StopSignal, StopWatch};
 use super::write::{BodyWriter, Encoder, WriteQueue, announced_trailers};
 use crate::body::{ProxyBody, status_response};
@@ -404,14 +404,17 @@ impl HeadWait {
 /// remove, and removing costs a pass over the fields.
 const MAX_CONNECTION_TOKENS: usize = 64;
 
-/// Refuses, with the status to answer, a request head the proxy does not
-/// serve: an HTTP/1.1 request without exactly one `Host` (RFC 9112 §3.2), a
-/// `Connection` listing too many fields, or `CONNECT` (a reverse proxy
-/// opens no tunnels on request).
-fn acceptable(raw: &RawRequest) -> Result<(), StatusCode> {
+/// Refuses, with the status to answer and why, a request head the proxy
+/// does not serve: an HTTP/1.1 request without exactly one `Host` (RFC 9112
+/// §3.2), a `Connection` listing too many fields, or `CONNECT` (a reverse
+/// proxy opens no tunnels on request).
+fn acceptable(raw: &RawRequest) -> Result<(), (StatusCode, &'static str)> {
     let hosts = raw.head.values(FieldKind::Host).count();
-    if hosts > 1 || (hosts == 0 && raw.version == Version::HTTP_11) {
-        return Err(StatusCode::BAD_REQUEST);
+    if hosts > 1 {
+        return Err((StatusCode::BAD_REQUEST, "more than one Host field"));
+    }
+    if hosts == 0 && raw.version == Version::HTTP_11 {
+        return Err((StatusCode::BAD_REQUEST, "an HTTP/1.1 request without Host"));
     }
     let tokens: usize = raw
         .head
@@ -419,10 +422,10 @@ fn acceptable(raw: &RawRequest) -> Result<(), StatusCode> {
         .map(|value| value.split(|&b| b == b',').count())
         .sum();
     if tokens > MAX_CONNECTION_TOKENS {
-        return Err(StatusCode::BAD_REQUEST);
+        return Err((StatusCode::BAD_REQUEST, "Connection lists too many fields"));
     }
     if raw.method == Method::CONNECT {
-        return Err(StatusCode::METHOD_NOT_ALLOWED);
+        return Err((StatusCode::METHOD_NOT_ALLOWED, "CONNECT"));
     }
     Ok(())
 }
@@ -484,8 +487,8 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
                     return;
                 }
             };
-            if let Err(status) = acceptable(&raw) {
-                tracing::debug!(peer = %self.conn.peer, %status, "request refused");
+            if let Err((status, reason)) = acceptable(&raw) {
+                tracing::debug!(peer = %self.conn.peer, %status, reason, "request refused");
                 self.refuse(status).await;
                 return;
             }
@@ -561,10 +564,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> Http1<'_, W> {
                 }
                 Next::Tunnel(tunnel) => {
                     if let Some(side) = self.read.take() {
-                        let joined = Joined {
-                            read: side.io,
-                            write: self.write,
-                        };
+                        let joined = tokio::io::join(side.io, self.write);
                         // The tunnel may have given up already.
                         let _ = tunnel.send(Box::new(Rewind::new(joined, side.buf.freeze())));
                     }

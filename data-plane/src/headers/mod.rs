@@ -276,6 +276,15 @@ pub(crate) fn remove_untrusted_forwarded(headers: &mut HeaderMap) {
     }
 }
 
+/// The port a forwarded proto implies when the host names none: Traefik
+/// derives `X-Forwarded-Port` from `X-Forwarded-Proto`.
+fn default_port(proto: &[u8]) -> &'static str {
+    match proto {
+        b"https" | b"wss" => "443",
+        _ => "80",
+    }
+}
+
 /// Sets the `X-Forwarded-*` and `X-Real-Ip` headers (Traefik's rules: the
 /// peer is appended to `X-Forwarded-For`; the others are set when absent,
 /// except `X-Forwarded-Server`, always this proxy).
@@ -317,12 +326,8 @@ pub(crate) fn set_forwarded(headers: &mut HeaderMap, forwarded: &Forwarded<'_>) 
             .and_then(|h| explicit_port(h.as_bytes()))
             .and_then(|p| HeaderValue::from_bytes(p).ok())
             .unwrap_or_else(|| {
-                // Traefik derives the default from the forwarded proto.
                 let proto = headers.get(X_FORWARDED_PROTO).map(HeaderValue::as_bytes);
-                HeaderValue::from_static(match proto {
-                    Some(b"https" | b"wss") => "443",
-                    _ => "80",
-                })
+                HeaderValue::from_static(default_port(proto.unwrap_or_default()))
             });
         headers.insert(X_FORWARDED_PORT, port);
     }

@@ -7,7 +7,7 @@ use bytes::{BufMut, BytesMut};
 use http::HeaderName;
 use smallvec::SmallVec;
 
-use super::{HeaderFields, Known, explicit_port, te_accepts_trailers, visible_ascii};
+use super::{HeaderFields, Known, default_port, explicit_port, te_accepts_trailers, visible_ascii};
 
 /// What a header field is to the proxy's rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,13 +295,10 @@ pub(crate) fn write_forwarded_request<'f>(
         put_field(out, b"x-forwarded-host: ", host);
     }
     if !has(FieldKind::XForwardedPort) {
-        let port =
-            to.original_host
-                .and_then(explicit_port)
-                .unwrap_or(match proto.unwrap_or(own_proto) {
-                    b"https" | b"wss" => b"443",
-                    _ => b"80",
-                });
+        let port = to
+            .original_host
+            .and_then(explicit_port)
+            .unwrap_or_else(|| default_port(proto.unwrap_or(own_proto)).as_bytes());
         put_field(out, b"x-forwarded-port: ", port);
     }
     put_field(out, b"x-forwarded-server: ", to.server);
