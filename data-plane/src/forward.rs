@@ -208,7 +208,12 @@ async fn forward(
     parts.extensions = Extensions::new();
     let upstream_req = Request::from_parts(parts, body);
 
-    let mut response = match selected.balancer.client.send(protocol, upstream_req).await {
+    let mut response = match selected
+        .balancer
+        .client
+        .send(protocol, upstream_req, server.pools.as_ref())
+        .await
+    {
         Ok(response) => response,
         Err(error) => {
             let status = error.status();

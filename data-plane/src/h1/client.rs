@@ -194,10 +194,12 @@ impl Client {
 
     /// Sends `req` (absolute URI) to its authority, on a pooled connection
     /// of this thread's pool or a new one, and returns the response head
-    /// with its body streaming.
+    /// with its body streaming. `pools`: the server's idle connections when
+    /// known (else looked up by authority).
     pub(crate) async fn send(
         &self,
         req: Request<ProxyBody>,
+        pools: Option<&ServerPools>,
     ) -> Result<Response<ProxyBody>, ExchangeError> {
         let (parts, body) = req.into_parts();
         let authority = parts
@@ -218,10 +220,16 @@ impl Client {
         let replay = replayable(&parts.method, &parts.headers, framing);
         let trailers = announced_trailers(&parts.headers);
         let writer = BodyWriter::new(body, Encoder::new(framing, trailers));
-        self.send_raw(
-            &authority,
-            None,
-            head_buf.freeze(),
+        let slot = pool_slot();
+        let back = match pools {
+            Some(pools) => pools.slot(slot).clone(),
+            None => self.pools[slot % self.pools.len()].host(&authority),
+        };
+        let head = head_buf.freeze();
+        send_via(
+            back,
+            self.dial_timeout,
+            head,
             Some(writer),
             &parts.method,
             replay,
@@ -230,38 +238,18 @@ impl Client {
         .into_response()
     }
 
-    /// `authority`'s idle connections in every pool of this client, for
-    /// [`Client::send_raw`].
+    /// `authority`'s idle connections in every pool of this client.
     pub(crate) fn server_pools(&self, authority: &Authority) -> ServerPools {
         Pool::server_pools(&self.pools, authority)
     }
-
-    /// Sends a request whose head is written already (`head`, ending with
-    /// its empty line) to `authority`, then `body`; returns the response
-    /// head as the server sent it, with its body. `pools`: the server's
-    /// idle connections when known (else looked up by authority).
-    /// `replayable`: the request may be sent again on a new connection
-    /// when a pooled one fails before answering.
-    pub(crate) async fn send_raw(
-        &self,
-        authority: &Authority,
-        pools: Option<&ServerPools>,
-        head: Bytes,
-        body: Option<BodyWriter>,
-        method: &Method,
-        replayable: bool,
-    ) -> Result<Exchanged, ExchangeError> {
-        let slot = pool_slot();
-        let back = match pools {
-            Some(pools) => pools.slot(slot).clone(),
-            None => self.pools[slot % self.pools.len()].host(authority),
-        };
-        send_via(back, self.dial_timeout, head, body, method, replayable).await
-    }
 }
 
-/// [`Client::send_raw`] over `back`'s connections (this thread's pool for
-/// one server), dialing within `dial_timeout` when none is idle.
+/// Sends a request whose head is written already (`head`, ending with its
+/// empty line) over `back`'s connections (this thread's pool for one
+/// server), dialing within `dial_timeout` when none is idle, then `body`;
+/// returns the response head as the server sent it, with its body.
+/// `replayable`: the request may be sent again on a new connection when a
+/// pooled one fails before answering.
 pub(crate) async fn send_via(
     back: Return,
     dial_timeout: Duration,
@@ -628,12 +616,12 @@ mod tests {
             (first, second)
         });
         let client = client();
-        let response = client.send(get(address, "/a?b")).await.unwrap();
+        let response = client.send(get(address, "/a?b"), None).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.body().size_hint().exact(), Some(5));
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"hello");
-        let response = client.send(get(address, "/c")).await.unwrap();
+        let response = client.send(get(address, "/c"), None).await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert!(
             response
@@ -669,7 +657,7 @@ mod tests {
         let sized = Request::post(format!("http://{address}/up"))
             .body(ProxyBody::full("data"))
             .unwrap();
-        let response = client.send(sized).await.unwrap();
+        let response = client.send(sized, None).await.unwrap();
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
         assert!(response.body().is_end_stream());
         let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
@@ -683,7 +671,7 @@ mod tests {
                 tokio_stream::wrappers::ReceiverStream::new(receiver),
             )))
             .unwrap();
-        let response = client.send(streamed).await.unwrap();
+        let response = client.send(streamed, None).await.unwrap();
         assert_eq!(response.status(), StatusCode::CREATED);
         let (sized, streamed) = server.await.unwrap();
         assert_eq!(
@@ -722,10 +710,10 @@ mod tests {
                 .unwrap();
         });
         let client = client();
-        let first = client.send(get(address, "/")).await.unwrap();
+        let first = client.send(get(address, "/"), None).await.unwrap();
         assert!(first.body().is_end_stream());
         drop(first);
-        let second = client.send(get(address, "/")).await.unwrap();
+        let second = client.send(get(address, "/"), None).await.unwrap();
         let body = second.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"ok");
         server.await.unwrap();
@@ -748,12 +736,12 @@ mod tests {
             socket.write_all(b"SSH-2.0-OpenSSH\r\n\r\n").await.unwrap();
         });
         let client = client();
-        let response = client.send(get(address, "/")).await.unwrap();
+        let response = client.send(get(address, "/"), None).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert!(!response.headers().contains_key("link"));
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"until close");
-        let error = client.send(get(address, "/")).await.unwrap_err();
+        let error = client.send(get(address, "/"), None).await.unwrap_err();
         assert!(matches!(error, ExchangeError::Response(_)), "{error:?}");
         server.await.unwrap();
     }
@@ -798,7 +786,7 @@ mod tests {
                 .unwrap();
             sender
         });
-        let response = client.send(request).await.unwrap();
+        let response = client.send(request, None).await.unwrap();
         let mut body = response.into_body();
         // The first piece (as it went on the wire, chunked) comes back
         // before the second is sent.
@@ -843,11 +831,11 @@ mod tests {
                 .unwrap();
         });
         let client = client();
-        let response = client.send(get(address, "/")).await.unwrap();
+        let response = client.send(get(address, "/"), None).await.unwrap();
         assert!(!response.headers().contains_key("content-length"));
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"abc");
-        let error = client.send(get(address, "/")).await.unwrap_err();
+        let error = client.send(get(address, "/"), None).await.unwrap_err();
         assert!(matches!(error, ExchangeError::Response(_)), "{error:?}");
         server.await.unwrap();
     }
@@ -857,7 +845,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         drop(listener);
-        let error = client().send(get(address, "/")).await.unwrap_err();
+        let error = client().send(get(address, "/"), None).await.unwrap_err();
         assert!(matches!(error, ExchangeError::Connect(_)), "{error:?}");
     }
 }

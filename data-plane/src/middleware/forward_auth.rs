@@ -158,8 +158,10 @@ impl ForwardAuth {
             },
         };
         let auth_request = self.auth_request(&parts, ctx.conn.peer_header.clone(), auth_body);
-        let sent =
-            tokio::time::timeout(TIMEOUT, ctx.shared.client.send(self.protocol, auth_request));
+        let sent = tokio::time::timeout(
+            TIMEOUT,
+            ctx.shared.client.send(self.protocol, auth_request, None),
+        );
         let auth = match sent.await {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => {

@@ -265,17 +265,19 @@ impl UpstreamClient {
     }
 
     /// Sends `req` (absolute URI, version set for the protocol) and waits for
-    /// the response head.
+    /// the response head. `pools`: an `http://` server's idle connections,
+    /// when the caller has them (else looked up by authority).
     pub(crate) async fn send(
         &self,
         protocol: Protocol,
         req: Request<ProxyBody>,
+        pools: Option<&ServerPools>,
     ) -> Result<Response<ProxyBody>, SendError> {
         match self.response_header_timeout {
-            Some(limit) => tokio::time::timeout(limit, self.send_now(protocol, req))
+            Some(limit) => tokio::time::timeout(limit, self.send_now(protocol, req, pools))
                 .await
                 .map_err(|_| SendError::ResponseHeaderTimeout(limit))?,
-            None => self.send_now(protocol, req).await,
+            None => self.send_now(protocol, req, pools).await,
         }
     }
 
@@ -299,10 +301,11 @@ impl UpstreamClient {
         &self,
         protocol: Protocol,
         req: Request<ProxyBody>,
+        server_pools: Option<&ServerPools>,
     ) -> Result<Response<ProxyBody>, SendError> {
         let pools = || &self.pools[pool_slot() % self.pools.len()];
         let response = match protocol {
-            Protocol::Http1 => return Ok(self.http1.send(req).await?),
+            Protocol::Http1 => return Ok(self.http1.send(req, server_pools).await?),
             Protocol::H2c => pools().h2c.request(req).await?,
             Protocol::Https => pools().https.request(req).await?,
         };

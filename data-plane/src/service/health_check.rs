@@ -194,7 +194,7 @@ impl HealthCheckConfig {
         }
         let exchange = async {
             let response = client
-                .send(self.protocol, request)
+                .send(self.protocol, request, None)
                 .await
                 .map_err(|e| crate::report::chain(&e))?;
             let status = response.status();
