@@ -91,7 +91,7 @@ async fn version(State(state): State<AdminState>) -> Json<Value> {
         "version": BUILD_VERSION,
         "commit": GIT_COMMIT,
         "snapshotVersion": current.as_ref().map(|published| published.version().to_owned()),
-        "generation": current.as_ref().map(|published| published.snapshot.generation),
+        "generation": current.as_ref().map(|published| published.generation),
     }))
 }
 
@@ -152,11 +152,14 @@ async fn errors(State(state): State<AdminState>) -> Json<Value> {
     ))
 }
 
-async fn entry_points(state: State<AdminState>) -> Json<Vec<ResourceStatus>> {
+async fn entry_points(state: State<AdminState>) -> Json<Vec<Arc<ResourceStatus>>> {
     list(state, "entryPoint").await
 }
 
-async fn list(State(state): State<AdminState>, kind: &'static str) -> Json<Vec<ResourceStatus>> {
+async fn list(
+    State(state): State<AdminState>,
+    kind: &'static str,
+) -> Json<Vec<Arc<ResourceStatus>>> {
     let report = state.store.report();
     Json(
         report
@@ -239,16 +242,15 @@ async fn node_list(State(state): State<AdminState>) -> Json<Vec<NodeView>> {
 /// The certificates of the current snapshot: names, origin and expiry,
 /// never the key.
 async fn certificates(State(state): State<AdminState>) -> Json<Vec<Value>> {
-    let resources = state
-        .store
-        .current()
-        .and_then(|current| current.snapshot.resources.clone())
-        .unwrap_or_default();
+    let Some(current) = state.store.current() else {
+        return Json(Vec::new());
+    };
     Json(
-        resources
+        current
+            .resources
             .certificates
             .iter()
-            .map(certificate_summary)
+            .map(|certificate| certificate_summary(certificate))
             .collect(),
     )
 }
@@ -275,10 +277,10 @@ async fn snapshot(State(state): State<AdminState>) -> Response {
         )
             .into_response();
     };
-    let resources = current.snapshot.resources.clone().unwrap_or_default();
+    let resources = &current.resources;
     Json(json!({
         "version": current.version(),
-        "generation": current.snapshot.generation,
+        "generation": current.generation,
         "entryPoints": resources.entry_points.iter().map(|ep| json!({
             "name": ep.name, "address": ep.address, "middlewares": ep.middlewares,
         })).collect::<Vec<_>>(),
@@ -298,7 +300,7 @@ async fn snapshot(State(state): State<AdminState>) -> Response {
         "middlewares": resources.middlewares.iter().map(|middleware| json!({
             "name": middleware.name, "contentVersion": middleware.content_version,
         })).collect::<Vec<_>>(),
-        "certificates": resources.certificates.iter().map(certificate_summary).collect::<Vec<_>>(),
+        "certificates": resources.certificates.iter().map(|certificate| certificate_summary(certificate)).collect::<Vec<_>>(),
         "serversTransports": resources.servers_transports.iter().map(|transport| json!({
             "name": transport.name, "contentVersion": transport.content_version,
         })).collect::<Vec<_>>(),

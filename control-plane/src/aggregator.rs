@@ -139,8 +139,7 @@ impl Aggregator {
             let previous = store.current();
             let previous_certificates = previous
                 .as_ref()
-                .and_then(|published| published.snapshot.resources.as_ref())
-                .map_or(&[][..], |resources| &resources.certificates);
+                .map_or(&[][..], |published| &published.resources.certificates);
             let compiled = compiler.compile(CompileInput {
                 entry_points: &entry_points,
                 providers: &providers,
@@ -157,7 +156,7 @@ impl Aggregator {
         match result {
             Ok((Some(published), errors, took)) => tracing::info!(
                 version = %published.version(),
-                routers = published.snapshot.resources.as_ref().map_or(0, |r| r.routers.len()),
+                routers = published.resources.routers.len(),
                 errors,
                 compile_ms = took.as_secs_f64() * 1e3,
                 "published snapshot"
@@ -186,11 +185,11 @@ mod tests {
         let mut http = HttpConfig::default();
         http.routers.insert(
             "r".to_owned(),
-            RouterConfig {
+            Arc::new(RouterConfig {
                 rule: format!("Path(`/{rule_path}`)"),
                 service: "s".to_owned(),
                 ..RouterConfig::default()
-            },
+            }),
         );
         http.services.insert(
             "s".to_owned(),
@@ -245,7 +244,7 @@ mod tests {
             versions
                 .borrow_and_update()
                 .as_ref()
-                .map_or(0, |published| published.snapshot.generation)
+                .map_or(0, |published| published.generation)
         };
 
         // The first snapshot waits for the quiet period.
@@ -296,15 +295,10 @@ mod tests {
         drop(sender);
         task.await.unwrap();
         // 2 s of changes with a 1 s maximum delay: at most three compilations.
-        let generation = versions
-            .borrow_and_update()
-            .as_ref()
-            .unwrap()
-            .snapshot
-            .generation;
+        let generation = versions.borrow_and_update().as_ref().unwrap().generation;
         assert!((1..=3).contains(&generation), "generation {generation}");
         let current = store.current().unwrap();
-        let routers = &current.snapshot.resources.as_ref().unwrap().routers;
+        let routers = &current.resources.routers;
         assert_eq!(routers[0].rule, "Path(`/999`)");
     }
 }

@@ -184,7 +184,7 @@ impl SnapshotService for SnapshotServer {
     ) -> Result<Response<Snapshot>, Status> {
         self.store
             .current()
-            .map(|published| Response::new(published.snapshot.clone()))
+            .map(|published| Response::new(published.to_snapshot()))
             .ok_or_else(|| Status::unavailable("no snapshot has been compiled yet"))
     }
 

@@ -17,6 +17,7 @@ mod grpc;
 mod link_security;
 mod nodes;
 pub mod providers;
+pub mod resources;
 pub mod rule;
 pub mod run;
 mod store;

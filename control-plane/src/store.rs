@@ -7,25 +7,28 @@
 //! holds the same content under another generation (for instance after the
 //! control plane restarted) needs no resources re-sent.
 //!
-//! Only the current snapshot is kept whole. For past ones the history keeps
-//! a [`ContentIndex`], the content version of every resource by name — all
-//! a delta needs — so a long history costs little even with thousands of
-//! resources, and consecutive indexes share their unchanged strings.
+//! History keeps past snapshots whole: they share every unchanged resource
+//! with the current one ([`SharedResources`]), so each costs a list of
+//! pointers plus what changed since.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use sluice_proto::ResourceNames;
-use sluice_proto::v1::{ResourceRef, Resources, Snapshot, SnapshotUpdate};
+use sluice_proto::v1::{Resources, Snapshot, SnapshotUpdate};
 use tokio::sync::watch;
 
-use crate::compiler::{CompileReport, Compiled, content_hash};
+use crate::compiler::{CompileReport, Compiled};
+use crate::resources::SharedResources;
 
-/// One published snapshot and the report that came with it.
+/// One published snapshot.
 #[derive(Debug)]
 pub struct Published {
-    pub snapshot: Snapshot,
+    /// `<generation>-<hash>`.
+    pub version: String,
+    /// Increases with every published snapshot.
+    pub generation: u64,
+    pub resources: SharedResources,
     /// Content hash part of the version.
     pub hash: String,
     pub published_at: SystemTime,
@@ -34,81 +37,26 @@ pub struct Published {
 impl Published {
     /// The version string, `<generation>-<hash>`.
     pub fn version(&self) -> &str {
-        &self.snapshot.version
+        &self.version
     }
 
-    fn resources(&self) -> &Resources {
-        self.snapshot
-            .resources
-            .as_ref()
-            .expect("published snapshots always carry resources")
-    }
-}
-
-/// Content version by resource name, for one kind.
-type KindIndex = HashMap<Arc<str>, Arc<str>>;
-
-/// What history keeps of a published snapshot: its content hash and the
-/// content version of each resource, by kind and name.
-#[derive(Debug)]
-struct ContentIndex {
-    hash: String,
-    entry_points: KindIndex,
-    routers: KindIndex,
-    services: KindIndex,
-    middlewares: KindIndex,
-    certificates: KindIndex,
-    tls_options: KindIndex,
-    tls_stores: KindIndex,
-    servers_transports: KindIndex,
-}
-
-impl ContentIndex {
-    /// The index of `resources`, sharing the strings `previous` already holds.
-    fn new(hash: &str, resources: &Resources, previous: Option<&Self>) -> Self {
-        Self {
-            hash: hash.to_owned(),
-            entry_points: index_kind(&resources.entry_points, previous.map(|p| &p.entry_points)),
-            routers: index_kind(&resources.routers, previous.map(|p| &p.routers)),
-            services: index_kind(&resources.services, previous.map(|p| &p.services)),
-            middlewares: index_kind(&resources.middlewares, previous.map(|p| &p.middlewares)),
-            certificates: index_kind(&resources.certificates, previous.map(|p| &p.certificates)),
-            tls_options: index_kind(&resources.tls_options, previous.map(|p| &p.tls_options)),
-            tls_stores: index_kind(&resources.tls_stores, previous.map(|p| &p.tls_stores)),
-            servers_transports: index_kind(
-                &resources.servers_transports,
-                previous.map(|p| &p.servers_transports),
-            ),
+    /// The proto message (a deep copy), for `GetSnapshot` and the admin API.
+    pub fn to_snapshot(&self) -> Snapshot {
+        Snapshot {
+            version: self.version.clone(),
+            generation: self.generation,
+            resources: Some(self.resources.to_proto()),
         }
     }
 }
 
-fn index_kind<T: ResourceNames>(resources: &[T], previous: Option<&KindIndex>) -> KindIndex {
-    resources
-        .iter()
-        .map(|resource| {
-            let known = previous.and_then(|previous| previous.get_key_value(resource.name()));
-            match known {
-                Some((name, version)) if **version == *resource.content_version() => {
-                    (Arc::clone(name), Arc::clone(version))
-                }
-                Some((name, _)) => (Arc::clone(name), Arc::from(resource.content_version())),
-                None => (
-                    Arc::from(resource.name()),
-                    Arc::from(resource.content_version()),
-                ),
-            }
-        })
-        .collect()
-}
-
-/// Holds the current snapshot, the index of past ones and the latest
-/// compile report.
+/// Holds the current snapshot, the past ones and the latest compile report.
 #[derive(Debug)]
 pub struct SnapshotStore {
     current: watch::Sender<Option<Arc<Published>>>,
     report: watch::Sender<Arc<CompileReport>>,
-    history: Mutex<VecDeque<Arc<ContentIndex>>>,
+    /// The latest snapshots, oldest first, the current one last.
+    history: Mutex<VecDeque<Arc<Published>>>,
     history_size: usize,
     /// The latest deltas by (held version, target version): the proxies of
     /// a fleet usually hold the same version, and one diff serves them all.
@@ -134,7 +82,7 @@ impl SnapshotStore {
     /// content equals the current one (the report is still updated).
     pub fn publish(&self, compiled: Compiled) -> Option<Arc<Published>> {
         let report = Arc::new(compiled.report);
-        let hash = content_hash(&compiled.resources);
+        let hash = compiled.resources.content_hash();
         let previous = self.current();
         if previous
             .as_ref()
@@ -143,24 +91,17 @@ impl SnapshotStore {
             self.report.send_replace(report);
             return None;
         }
-        let generation = previous.map_or(1, |previous| previous.snapshot.generation + 1);
+        let generation = previous.map_or(1, |previous| previous.generation + 1);
         let published = Arc::new(Published {
-            snapshot: Snapshot {
-                version: format!("{generation}-{hash}"),
-                generation,
-                resources: Some(compiled.resources),
-            },
+            version: format!("{generation}-{hash}"),
+            generation,
+            resources: compiled.resources,
             hash,
             published_at: SystemTime::now(),
         });
         {
             let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
-            let index = ContentIndex::new(
-                &published.hash,
-                published.resources(),
-                history.back().map(|index| &**index),
-            );
-            history.push_back(Arc::new(index));
+            history.push_back(Arc::clone(&published));
             while history.len() > self.history_size {
                 history.pop_front();
             }
@@ -205,8 +146,8 @@ impl SnapshotStore {
             history
                 .iter()
                 .rev()
-                .find(|index| index.hash == held_hash)
-                .map(|index| Some(Arc::clone(index)))
+                .find(|past| past.hash == held_hash)
+                .map(|past| Some(Arc::clone(past)))
         });
         match base {
             // Same content under another version: nothing to send but the new name.
@@ -222,15 +163,15 @@ impl SnapshotStore {
                 version: target.version().to_owned(),
                 base_version: String::new(),
                 full_state: true,
-                upserts: Some(target.resources().clone()),
+                upserts: Some(target.resources.to_proto()),
                 removals: Vec::new(),
             },
         }
     }
 
-    /// The delta from `held` (whose index is `base`) to `target`, computed
-    /// once for every proxy that holds `held`.
-    fn delta(&self, held: &str, base: &ContentIndex, target: &Published) -> SnapshotUpdate {
+    /// The delta from `held` (whose snapshot is `base`) to `target`,
+    /// computed once for every proxy that holds `held`.
+    fn delta(&self, held: &str, base: &Published, target: &Published) -> SnapshotUpdate {
         let is_wanted = |(from, to, _): &(String, String, SnapshotUpdate)| {
             from == held && to == target.version()
         };
@@ -238,7 +179,7 @@ impl SnapshotStore {
         if let Some((_, _, update)) = deltas().iter().find(|delta| is_wanted(delta)) {
             return update.clone();
         }
-        let (upserts, removals) = diff(base, target.resources());
+        let (upserts, removals) = target.resources.changes_since(&base.resources);
         let update = SnapshotUpdate {
             version: target.version().to_owned(),
             base_version: held.to_owned(),
@@ -257,60 +198,15 @@ impl SnapshotStore {
     }
 }
 
-/// Resources of `to` that are new or changed since `from`, and the names of
-/// those that went away (sorted by kind, then name).
-fn diff(from: &ContentIndex, to: &Resources) -> (Resources, Vec<ResourceRef>) {
-    fn diff_kind<T: ResourceNames + Clone>(
-        from: &KindIndex,
-        to: &[T],
-        removals: &mut Vec<ResourceRef>,
-    ) -> Vec<T> {
-        let after: HashSet<&str> = to.iter().map(ResourceNames::name).collect();
-        let mut removed: Vec<&str> = from
-            .keys()
-            .map(|name| &**name)
-            .filter(|name| !after.contains(name))
-            .collect();
-        removed.sort_unstable();
-        removals.extend(removed.into_iter().map(|name| ResourceRef {
-            kind: T::KIND as i32,
-            name: name.to_owned(),
-        }));
-        to.iter()
-            .filter(|resource| {
-                from.get(resource.name())
-                    .is_none_or(|version| **version != *resource.content_version())
-            })
-            .cloned()
-            .collect()
-    }
-    let mut removals = Vec::new();
-    let upserts = Resources {
-        entry_points: diff_kind(&from.entry_points, &to.entry_points, &mut removals),
-        routers: diff_kind(&from.routers, &to.routers, &mut removals),
-        services: diff_kind(&from.services, &to.services, &mut removals),
-        middlewares: diff_kind(&from.middlewares, &to.middlewares, &mut removals),
-        certificates: diff_kind(&from.certificates, &to.certificates, &mut removals),
-        tls_options: diff_kind(&from.tls_options, &to.tls_options, &mut removals),
-        tls_stores: diff_kind(&from.tls_stores, &to.tls_stores, &mut removals),
-        servers_transports: diff_kind(
-            &from.servers_transports,
-            &to.servers_transports,
-            &mut removals,
-        ),
-    };
-    (upserts, removals)
-}
-
 #[cfg(test)]
 mod tests {
-    use sluice_proto::v1::{ResourceKind, Router};
+    use sluice_proto::v1::{ResourceKind, ResourceRef, Router};
 
     use super::*;
 
     fn compiled(routers: &[(&str, &str)]) -> Compiled {
         Compiled {
-            resources: Resources {
+            resources: SharedResources::from_proto(Resources {
                 routers: routers
                     .iter()
                     .map(|(name, version)| Router {
@@ -320,7 +216,7 @@ mod tests {
                     })
                     .collect(),
                 ..Resources::default()
-            },
+            }),
             report: CompileReport::default(),
         }
     }
@@ -329,10 +225,10 @@ mod tests {
     fn same_content_publishes_no_new_version() {
         let store = SnapshotStore::new(4);
         let first = store.publish(compiled(&[("a@file", "1")])).unwrap();
-        assert_eq!(first.snapshot.generation, 1);
+        assert_eq!(first.generation, 1);
         assert!(store.publish(compiled(&[("a@file", "1")])).is_none());
         let second = store.publish(compiled(&[("a@file", "2")])).unwrap();
-        assert_eq!(second.snapshot.generation, 2);
+        assert_eq!(second.generation, 2);
         assert!(second.version().starts_with("2-"));
     }
 
@@ -395,23 +291,6 @@ mod tests {
         assert_eq!(from_first.base_version, first.version());
         assert_eq!(upserted(&from_first), ["a@file", "b@file"]);
         assert_eq!(store.update_for(second.version(), &target), from_second);
-    }
-
-    #[test]
-    fn history_shares_unchanged_names_and_versions() {
-        let store = SnapshotStore::new(4);
-        store.publish(compiled(&[("a@file", "1"), ("b@file", "1")]));
-        store.publish(compiled(&[("a@file", "1"), ("b@file", "2")]));
-        let history = store.history.lock().unwrap();
-        let (older, newer) = (&history[0].routers, &history[1].routers);
-        let (old_a, old_a_version) = older.get_key_value("a@file").unwrap();
-        let (new_a, new_a_version) = newer.get_key_value("a@file").unwrap();
-        assert!(Arc::ptr_eq(old_a, new_a));
-        assert!(Arc::ptr_eq(old_a_version, new_a_version));
-        let (old_b, old_b_version) = older.get_key_value("b@file").unwrap();
-        let (new_b, new_b_version) = newer.get_key_value("b@file").unwrap();
-        assert!(Arc::ptr_eq(old_b, new_b));
-        assert_eq!((&**old_b_version, &**new_b_version), ("1", "2"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `default`, which every provider shares.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use sluice_proto::v1::{Certificate, TlsClientAuth, TlsDomain, TlsOptions, TlsStore};
@@ -28,7 +29,7 @@ pub(super) struct CompiledTls {
 /// reported, rather than dropping that host back to the default certificate.
 pub(super) fn compile_tls(
     providers: &BTreeMap<String, ProviderUpdate>,
-    previous: &[Certificate],
+    previous: &[Arc<Certificate>],
     report: &mut CompileReport,
 ) -> CompiledTls {
     let mut certificates = BTreeMap::new();
@@ -139,12 +140,13 @@ pub(super) fn compile_tls(
 
 /// The last published certificate read from the file `cert_file` (inline
 /// PEM has no identity across edits).
-fn last_good<'a>(previous: &'a [Certificate], cert_file: &str) -> Option<&'a Certificate> {
+fn last_good<'a>(previous: &'a [Arc<Certificate>], cert_file: &str) -> Option<&'a Certificate> {
     if cert_file.contains("-----BEGIN") {
         return None;
     }
     previous
         .iter()
+        .map(|certificate| &**certificate)
         .find(|certificate| certificate.origin == cert_file)
 }
 

@@ -5,7 +5,9 @@
 //! everything that depends on it (a router whose service or middleware is
 //! broken is not served: fail closed); everything else still ships. Output
 //! is deterministic: lists are sorted by name and each resource carries a
-//! content version hashed from its encoded bytes.
+//! content version hashed from its encoded bytes. Routers come by the
+//! thousand, so [`Compiler`] keeps each one compiled and shares it with the
+//! next compilation while its configuration stays the same.
 
 mod certificate;
 mod entry_point;
@@ -27,6 +29,7 @@ use sluice_proto::v1::Resources;
 
 use crate::config::EntryPointConfig;
 use crate::providers::ProviderUpdate;
+use crate::resources::SharedResources;
 
 pub use entry_point::compile_entry_points;
 use report::shown;
@@ -43,14 +46,14 @@ pub struct CompileInput<'a> {
     pub providers: &'a BTreeMap<String, ProviderUpdate>,
     /// Certificates of the last published snapshot, kept when their file
     /// stops loading; empty for a one-off compilation.
-    pub previous_certificates: &'a [sluice_proto::v1::Certificate],
+    pub previous_certificates: &'a [std::sync::Arc<sluice_proto::v1::Certificate>],
 }
 
 /// Result of one compilation.
 #[derive(Debug, Clone, Default)]
 pub struct Compiled {
     /// The resources that passed validation, each list sorted by name.
-    pub resources: Resources,
+    pub resources: SharedResources,
     /// Per-resource status and every error, for the admin API and `validate`.
     pub report: CompileReport,
 }
@@ -105,7 +108,7 @@ fn compile_with(input: CompileInput<'_>, router_cache: &mut router::RouterCache)
 
     let mut resources = Resources {
         entry_points: entry_points.by_name.into_values().collect(),
-        routers,
+        routers: Vec::new(),
         services: services.into_values().collect(),
         middlewares: middlewares.into_values().collect(),
         certificates: tls.certificates,
@@ -114,6 +117,10 @@ fn compile_with(input: CompileInput<'_>, router_cache: &mut router::RouterCache)
         servers_transports: transports.into_values().collect(),
     };
     seal(&mut resources);
+    let resources = SharedResources {
+        routers,
+        ..SharedResources::from_proto(resources)
+    };
     report.finish();
     Compiled { resources, report }
 }
@@ -251,14 +258,13 @@ fn check_plain_name(name: &str) -> Result<(), String> {
 }
 
 /// Sorts every list by name and stamps each resource with its content
-/// version (routers come stamped from their cache).
+/// version (routers come sealed from their cache).
 fn seal(resources: &mut Resources) {
     fn seal_list<T: ResourceNames + Message>(list: &mut [T]) {
         list.sort_by(|a, b| a.name().cmp(b.name()));
         list.iter_mut().for_each(stamp_content_version);
     }
     seal_list(&mut resources.entry_points);
-    resources.routers.sort_by(|a, b| a.name.cmp(&b.name));
     seal_list(&mut resources.services);
     seal_list(&mut resources.middlewares);
     seal_list(&mut resources.certificates);
@@ -272,27 +278,4 @@ fn stamp_content_version<T: ResourceNames + Message>(resource: &mut T) {
     resource.set_content_version(String::new());
     let digest = Sha256::digest(resource.encode_to_vec());
     resource.set_content_version(hex::encode(&digest[..8]));
-}
-
-/// The hash of a whole resource set: every (kind, name, content version).
-pub fn content_hash(resources: &Resources) -> String {
-    fn feed<T: ResourceNames>(hasher: &mut Sha256, list: &[T]) {
-        for resource in list {
-            hasher.update((T::KIND as i32).to_be_bytes());
-            hasher.update(resource.name().as_bytes());
-            hasher.update([0]);
-            hasher.update(resource.content_version().as_bytes());
-            hasher.update([0]);
-        }
-    }
-    let mut hasher = Sha256::new();
-    feed(&mut hasher, &resources.entry_points);
-    feed(&mut hasher, &resources.routers);
-    feed(&mut hasher, &resources.services);
-    feed(&mut hasher, &resources.middlewares);
-    feed(&mut hasher, &resources.certificates);
-    feed(&mut hasher, &resources.tls_options);
-    feed(&mut hasher, &resources.tls_stores);
-    feed(&mut hasher, &resources.servers_transports);
-    hex::encode(&hasher.finalize()[..8])
 }

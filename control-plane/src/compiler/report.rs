@@ -46,6 +46,22 @@ impl ResourceKindName {
         Self::qualified("middleware", &format!("{name}@{provider}"))
     }
 
+    /// The key the provider's `origins` hold for this resource
+    /// (`http.routers.api` for router `api@file`).
+    fn origin_key(&self, provider: &str) -> String {
+        let plain = self
+            .name
+            .strip_suffix(provider)
+            .and_then(|name| name.strip_suffix('@'))
+            .unwrap_or(&self.name);
+        let section = self.model_section();
+        let mut key = String::with_capacity(section.len() + 1 + plain.len());
+        key.push_str(section);
+        key.push('.');
+        key.push_str(plain);
+        key
+    }
+
     /// Where this kind lives in the dynamic configuration model.
     fn model_section(&self) -> &'static str {
         match self.kind {
@@ -123,10 +139,40 @@ impl fmt::Display for CompileError {
 /// Everything the compiler found out.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CompileReport {
-    /// Every resource seen, with its status.
-    pub resources: BTreeMap<ResourceKindName, ResourceStatus>,
+    /// Every resource seen, with its status; a router's status is shared
+    /// between the reports of compilations that keep the router.
+    pub resources: BTreeMap<ResourceKindName, Arc<ResourceStatus>>,
     /// Every error, source errors first, then by kind and name.
     pub errors: Vec<CompileError>,
+}
+
+impl ResourceStatus {
+    /// The status of a resource `update` defines, enabled until an error
+    /// says otherwise, with its (redacted) configuration.
+    pub(crate) fn defined_by(
+        key: &ResourceKindName,
+        update: &ProviderUpdate,
+        config: Option<Arc<Value>>,
+    ) -> Self {
+        Self {
+            kind: key.kind,
+            name: key.name.clone(),
+            provider: update.provider.clone(),
+            origin: update
+                .origins
+                .get(&key.origin_key(&update.provider))
+                .cloned(),
+            status: "enabled",
+            errors: Vec::new(),
+            config,
+        }
+    }
+
+    /// Marks the resource as left out, with the reason.
+    pub(crate) fn disable(&mut self, message: String) {
+        self.status = "disabled";
+        self.errors.push(message);
+    }
 }
 
 impl CompileReport {
@@ -137,36 +183,25 @@ impl CompileReport {
         update: &ProviderUpdate,
         config: Option<Arc<Value>>,
     ) {
-        let plain = key
-            .name
-            .strip_suffix(update.provider.as_str())
-            .and_then(|name| name.strip_suffix('@'))
-            .unwrap_or(&key.name);
-        let section = key.model_section();
-        let mut origin_key = String::with_capacity(section.len() + 1 + plain.len());
-        origin_key.push_str(section);
-        origin_key.push('.');
-        origin_key.push_str(plain);
-        let origin = update.origins.get(&origin_key).cloned();
-        self.resources.insert(
-            key.clone(),
-            ResourceStatus {
-                kind: key.kind,
-                name: key.name.clone(),
-                provider: update.provider.clone(),
-                origin,
-                status: "enabled",
-                errors: Vec::new(),
-                config,
-            },
-        );
+        let status = ResourceStatus::defined_by(key, update, config);
+        self.resources.insert(key.clone(), Arc::new(status));
+    }
+
+    /// Records resources with statuses kept from an earlier compilation,
+    /// at once: a sorted batch is merged in without a search per resource.
+    pub(crate) fn register_shared(
+        &mut self,
+        statuses: Vec<(ResourceKindName, Arc<ResourceStatus>)>,
+    ) {
+        let mut batch: BTreeMap<_, _> = statuses.into_iter().collect();
+        self.resources.append(&mut batch);
     }
 
     /// Records a resource that needs no provider (entry points).
     pub(crate) fn register_static(&mut self, key: &ResourceKindName, config: Option<Arc<Value>>) {
         self.resources.insert(
             key.clone(),
-            ResourceStatus {
+            Arc::new(ResourceStatus {
                 kind: key.kind,
                 name: key.name.clone(),
                 provider: String::new(),
@@ -174,15 +209,13 @@ impl CompileReport {
                 status: "enabled",
                 errors: Vec::new(),
                 config,
-            },
+            }),
         );
     }
 
     /// Marks a resource as left out, with the reason.
     pub(crate) fn error(&mut self, key: &ResourceKindName, message: String) {
-        let status = self.entry(key);
-        status.status = "disabled";
-        status.errors.push(message);
+        self.entry(key).disable(message);
     }
 
     /// Records an error on a resource that still ships (an entry point whose
@@ -192,9 +225,8 @@ impl CompileReport {
     }
 
     fn entry(&mut self, key: &ResourceKindName) -> &mut ResourceStatus {
-        self.resources
-            .entry(key.clone())
-            .or_insert_with(|| ResourceStatus {
+        let status = self.resources.entry(key.clone()).or_insert_with(|| {
+            Arc::new(ResourceStatus {
                 kind: key.kind,
                 name: key.name.clone(),
                 provider: key
@@ -207,6 +239,8 @@ impl CompileReport {
                 errors: Vec::new(),
                 config: None,
             })
+        });
+        Arc::make_mut(status)
     }
 
     /// Records an error the provider found while reading its source.

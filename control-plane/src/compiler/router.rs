@@ -9,14 +9,16 @@
 //! those names stay the same, an unchanged router is not compiled again.
 //! With thousands of routers, parsing their rules was most of a compile.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, btree_map};
+use std::iter::Peekable;
+use std::ops::Bound;
 use std::sync::Arc;
 
-use serde_json::Value;
 use sluice_proto::v1::{self as proto, Middleware, RouterTls, TlsDomain, TlsOptions};
 
 use super::entry_point::CompiledEntryPoints;
-use super::report::{CompileReport, ResourceKindName, shown};
+use super::report::{CompileReport, ResourceKindName, ResourceStatus, shown};
 use super::{check_plain_name, qualify, stamp_content_version};
 use crate::dynamic::RouterConfig;
 use crate::providers::ProviderUpdate;
@@ -30,22 +32,67 @@ pub(super) struct RouterRefs<'a> {
     pub(super) tls_options: &'a BTreeMap<String, TlsOptions>,
 }
 
-/// The outcome of every router of the last compilation, by provider and name.
+/// The outcome of every router of the last compilation, by provider.
 #[derive(Debug, Default)]
 pub(super) struct RouterCache {
     /// The names the cached outcomes were compiled against.
     names: Option<ReferencedNames>,
-    by_provider: HashMap<String, HashMap<String, CachedRouter>>,
+    /// Each provider's routers in the order its configuration lists them
+    /// (by name), so a compilation walks both side by side, without a
+    /// lookup per router.
+    by_provider: HashMap<String, Vec<CachedRouter>>,
 }
 
 #[derive(Debug)]
 struct CachedRouter {
+    /// The name in the provider's configuration.
+    name: String,
     key: ResourceKindName,
-    config: RouterConfig,
-    /// The configuration as the admin API shows it.
-    shown: Option<Arc<Value>>,
-    /// The sealed router, or why it is left out.
-    outcome: Result<proto::Router, String>,
+    config: Arc<RouterConfig>,
+    /// The router's entry in the report, its error included.
+    status: Arc<ResourceStatus>,
+    /// The sealed router, shared by every snapshot that holds it; `None`
+    /// when it is left out.
+    router: Option<Arc<proto::Router>>,
+}
+
+impl CachedRouter {
+    fn compile(
+        name: &str,
+        config: &Arc<RouterConfig>,
+        update: &ProviderUpdate,
+        refs: &RouterRefs<'_>,
+    ) -> Self {
+        let provider = &update.provider;
+        let key = ResourceKindName::router(provider, name);
+        let mut status = ResourceStatus::defined_by(&key, update, shown(&**config));
+        let router = match check_plain_name(name)
+            .and_then(|()| compile_router(&key.name, config, provider, refs))
+        {
+            Ok(mut router) => {
+                stamp_content_version(&mut router);
+                Some(Arc::new(router))
+            }
+            Err(message) => {
+                status.disable(message);
+                None
+            }
+        };
+        Self {
+            name: name.to_owned(),
+            key,
+            config: Arc::clone(config),
+            status: Arc::new(status),
+            router,
+        }
+    }
+
+    /// Keeps the report's origin right when the router moved (another file).
+    fn set_origin(&mut self, origin: Option<&String>) {
+        if origin != self.status.origin.as_ref() {
+            Arc::make_mut(&mut self.status).origin = origin.cloned();
+        }
+    }
 }
 
 /// Everything a router's outcome depends on besides its own configuration.
@@ -105,52 +152,86 @@ impl RouterCache {
 }
 
 /// Compiles every router, reusing the cached outcome of an unchanged one;
-/// returns those that ship, sealed. The cache keeps only this compilation's
-/// routers.
+/// returns those that ship, sealed and sorted by name. The cache keeps only
+/// this compilation's routers.
 pub(super) fn compile_routers(
     providers: &BTreeMap<String, ProviderUpdate>,
     refs: &RouterRefs<'_>,
     report: &mut CompileReport,
     cache: &mut RouterCache,
-) -> Vec<proto::Router> {
+) -> Vec<Arc<proto::Router>> {
     cache.check_names(refs);
-    let mut last_compile = std::mem::take(&mut cache.by_provider);
+    cache.by_provider.retain(|provider, _| {
+        providers
+            .get(provider)
+            .is_some_and(|update| update.config.http.is_some())
+    });
     let mut routers = Vec::new();
+    let mut statuses = Vec::new();
     for update in providers.values() {
         let Some(http) = &update.config.http else {
             continue;
         };
-        let mut previous = last_compile.remove(&update.provider).unwrap_or_default();
-        let mut current = HashMap::with_capacity(http.routers.len());
+        let previous = cache.by_provider.remove(&update.provider);
+        let mut previous = previous.unwrap_or_default().into_iter().peekable();
+        let mut origins = RouterOrigins::new(&update.origins);
+        let mut current = Vec::with_capacity(http.routers.len());
         for (name, config) in &http.routers {
-            let cached = match previous.remove(name) {
-                Some(cached) if cached.config == *config => cached,
-                _ => {
-                    let key = ResourceKindName::router(&update.provider, name);
-                    let outcome = check_plain_name(name)
-                        .and_then(|()| compile_router(&key.name, config, &update.provider, refs))
-                        .map(|mut router| {
-                            stamp_content_version(&mut router);
-                            router
-                        });
-                    CachedRouter {
-                        key,
-                        config: config.clone(),
-                        shown: shown(config),
-                        outcome,
-                    }
+            // Routers gone since the last compilation are dropped.
+            while previous.next_if(|cached| cached.name < *name).is_some() {}
+            let mut cached = match previous.next_if(|cached| cached.name == *name) {
+                Some(mut cached)
+                    if Arc::ptr_eq(&cached.config, config) || cached.config == *config =>
+                {
+                    // Next time the pointers match.
+                    cached.config = Arc::clone(config);
+                    cached
                 }
+                _ => CachedRouter::compile(name, config, update, refs),
             };
-            report.register(&cached.key, update, cached.shown.clone());
-            match &cached.outcome {
-                Ok(router) => routers.push(router.clone()),
-                Err(message) => report.error(&cached.key, message.clone()),
-            }
-            current.insert(name.clone(), cached);
+            cached.set_origin(origins.of(name));
+            statuses.push((cached.key.clone(), Arc::clone(&cached.status)));
+            routers.extend(cached.router.clone());
+            current.push(cached);
         }
         cache.by_provider.insert(update.provider.clone(), current);
     }
+    report.register_shared(statuses);
+    // One provider's routers come sorted already: little left to do.
+    routers.sort_by(|a, b| a.name.cmp(&b.name));
     routers
+}
+
+/// A provider's `origins` for its routers (`http.routers.<name>`), read in
+/// name order alongside the routers themselves.
+struct RouterOrigins<'a> {
+    entries: Peekable<btree_map::Range<'a, String, String>>,
+}
+
+impl<'a> RouterOrigins<'a> {
+    const PREFIX: &'static str = "http.routers.";
+
+    fn new(origins: &'a BTreeMap<String, String>) -> Self {
+        let from = (Bound::Included(Self::PREFIX), Bound::Unbounded);
+        Self {
+            entries: origins.range::<str, _>(from).peekable(),
+        }
+    }
+
+    /// The origin of router `name`; names must come in increasing order.
+    fn of(&mut self, name: &str) -> Option<&'a String> {
+        while let Some((key, origin)) = self.entries.peek() {
+            let key_name = key.strip_prefix(Self::PREFIX)?;
+            match key_name.cmp(name) {
+                Ordering::Less => {
+                    self.entries.next();
+                }
+                Ordering::Equal => return Some(origin),
+                Ordering::Greater => return None,
+            }
+        }
+        None
+    }
 }
 
 fn compile_router(
@@ -263,5 +344,41 @@ fn known<'a>(names: impl Iterator<Item = &'a String>) -> String {
         "none".to_owned()
     } else {
         names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn router_origins_are_read_in_step_with_the_routers() {
+        let origins: BTreeMap<String, String> = [
+            ("http.middlewares.a", "m.yml"),
+            ("http.routers.a", "a.yml"),
+            ("http.routers.b-c", "bc.yml"),
+            ("http.routers.gone", "gone.yml"),
+            ("http.routers.z", "z.yml"),
+            ("http.services.b", "s.yml"),
+        ]
+        .into_iter()
+        .map(|(key, file)| (key.to_owned(), file.to_owned()))
+        .collect();
+        let mut walk = RouterOrigins::new(&origins);
+        let found: Vec<Option<&str>> = ["a", "b", "b-c", "x", "z", "zz"]
+            .into_iter()
+            .map(|name| walk.of(name).map(String::as_str))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                Some("a.yml"),
+                None,
+                Some("bc.yml"),
+                None,
+                Some("z.yml"),
+                None
+            ]
+        );
     }
 }

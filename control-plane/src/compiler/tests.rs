@@ -148,12 +148,12 @@ fn compilation_is_deterministic() {
     let first = compile_providers(vec![provider("file", GOOD), provider("other", GOOD)]);
     let second = compile_providers(vec![provider("other", GOOD), provider("file", GOOD)]);
     assert_eq!(
-        content_hash(&first.resources),
-        content_hash(&second.resources)
+        first.resources.content_hash(),
+        second.resources.content_hash()
     );
     assert_eq!(
-        prost::Message::encode_to_vec(&first.resources),
-        prost::Message::encode_to_vec(&second.resources)
+        prost::Message::encode_to_vec(&first.resources.to_proto()),
+        prost::Message::encode_to_vec(&second.resources.to_proto())
     );
 }
 
@@ -451,7 +451,7 @@ fn a_mismatched_key_is_reported_and_the_previous_certificate_kept() {
     let providers: BTreeMap<String, ProviderUpdate> =
         [("file".to_owned(), provider("file", &yaml))].into();
     let points = entry_points(&["websecure"]);
-    let compile_with = |previous: &[sluice_proto::v1::Certificate]| {
+    let compile_with = |previous: &[std::sync::Arc<sluice_proto::v1::Certificate>]| {
         compile(CompileInput {
             entry_points: &points,
             providers: &providers,
@@ -495,7 +495,7 @@ fn a_compiler_reuses_unchanged_routers_and_recompiles_when_what_they_name_change
         let once = compile(input);
         let cached = compiler.compile(input);
         assert_eq!(cached.resources, once.resources, "{yaml}");
-        assert_eq!(cached.report.errors, once.report.errors, "{yaml}");
+        assert_eq!(cached.report, once.report, "{yaml}");
         cached
     };
     let services = "  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:1\n";
@@ -511,13 +511,15 @@ fn a_compiler_reuses_unchanged_routers_and_recompiles_when_what_they_name_change
     );
     assert_eq!(router_names(&first), ["a@file", "b@file"]);
 
-    // One router changed: the other keeps its compiled form and version.
+    // One router changed: the other keeps its compiled form and version,
+    // shared with the previous compilation rather than copied.
     let second = compile_with(
         &mut compiler,
         &format!("{}{services}", routers("Host(`c.test`)")),
     );
-    assert_eq!(second.resources.routers[0], first.resources.routers[0]);
-    assert_ne!(second.resources.routers[1], first.resources.routers[1]);
+    let (before, after) = (&first.resources.routers, &second.resources.routers);
+    assert!(std::sync::Arc::ptr_eq(&after[0], &before[0]));
+    assert_ne!(after[1], before[1]);
 
     // A broken rule is reported again from the cache, with the same error.
     let broken = format!("{}{services}", routers("Host(`c.test`"));
@@ -535,4 +537,27 @@ fn a_compiler_reuses_unchanged_routers_and_recompiles_when_what_they_name_change
         "{:?}",
         errors_of(&gone, "a@file")
     );
+}
+
+#[test]
+fn a_cached_router_reports_the_file_it_moved_to() {
+    let entry_points = entry_points(&["web"]);
+    let yaml = "http:\n  routers:\n    a:\n      rule: Host(`a.test`)\n      service: s\n  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: http://127.0.0.1:1\n";
+    let mut compiler = Compiler::default();
+    let mut origin_of_a = |file: &str| {
+        let mut update = provider("file", yaml);
+        update
+            .origins
+            .insert("http.routers.a".to_owned(), file.to_owned());
+        let providers = BTreeMap::from([(update.provider.clone(), update)]);
+        let compiled = compiler.compile(CompileInput {
+            entry_points: &entry_points,
+            providers: &providers,
+            previous_certificates: &[],
+        });
+        let key = ResourceKindName::router("file", "a");
+        compiled.report.resources[&key].origin.clone()
+    };
+    assert_eq!(origin_of_a("/d/one.yml").as_deref(), Some("/d/one.yml"));
+    assert_eq!(origin_of_a("/d/two.yml").as_deref(), Some("/d/two.yml"));
 }

@@ -10,6 +10,7 @@ mod duration;
 mod middleware;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -38,8 +39,10 @@ pub struct DynamicConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpConfig {
+    /// Shared: routers come by the thousand, and merging or compiling a
+    /// configuration copies pointers to the unchanged ones.
     #[serde(default)]
-    pub routers: BTreeMap<String, RouterConfig>,
+    pub routers: BTreeMap<String, Arc<RouterConfig>>,
     #[serde(default)]
     pub services: BTreeMap<String, ServiceConfig>,
     #[serde(default)]

@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::sync::Arc;
 
 use super::constraints::Constraint;
 use crate::dynamic::{DynamicConfig, HttpConfig, LoadBalancerConfig, ServerConfig, ServiceConfig};
@@ -323,11 +324,11 @@ impl CatalogRules {
         }
         http.routers.retain(|name, router| {
             if router.rule.is_empty() {
-                router.rule = self.default_rule.render(service);
+                Arc::make_mut(router).rule = self.default_rule.render(service);
             }
             if router.service.is_empty() {
                 match &only_service {
-                    Some(only) => router.service.clone_from(only),
+                    Some(only) => Arc::make_mut(router).service.clone_from(only),
                     None => {
                         report(
                             format!("{}.http.routers.{name}.service", self.prefix),

@@ -1,118 +1,230 @@
 //! Merging the files' configurations in path order. The first definition of
 //! a name wins; a later one is an error on its file naming the first.
+//!
+//! With thousands of routers in one file, merging runs on every change, so
+//! it never searches a growing map: definitions are gathered in file order,
+//! sorted by name once (a sorted file is a single run), and each map of the
+//! result is built from its sorted entries.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::dynamic::{DynamicConfig, HttpConfig, TlsConfig};
+use crate::dynamic::{
+    DynamicConfig, HttpConfig, MiddlewareConfig, RouterConfig, ServersTransportConfig,
+    ServiceConfig, TlsCertificateConfig, TlsConfig, TlsOptionsConfig, TlsStoreConfig,
+};
 use crate::providers::SourceError;
 
 /// The merge so far.
 #[derive(Default)]
 pub(super) struct Merged<'a> {
-    config: DynamicConfig,
-    claims: Claims<'a>,
+    /// Every file added, as errors and origins show it.
+    files: Vec<String>,
+    http: Option<HttpDefinitions<'a>>,
+    tls: Option<TlsDefinitions<'a>>,
+    tcp: Option<Value>,
+    udp: Option<Value>,
+    /// Owners of the `tcp` and `udp` names (kept as JSON, and few).
+    opaque_owners: BTreeMap<ModelKey<'a>, usize>,
+    errors: Vec<SourceError>,
 }
 
-/// Which file defined each name (`http.routers.api`), and the duplicates.
 #[derive(Default)]
-struct Claims<'a> {
-    owners: BTreeMap<String, &'a Path>,
+struct HttpDefinitions<'a> {
+    routers: Definitions<'a, Arc<RouterConfig>>,
+    services: Definitions<'a, ServiceConfig>,
+    middlewares: Definitions<'a, MiddlewareConfig>,
+    servers_transports: Definitions<'a, ServersTransportConfig>,
+}
+
+#[derive(Default)]
+struct TlsDefinitions<'a> {
+    certificates: Vec<TlsCertificateConfig>,
+    options: Definitions<'a, TlsOptionsConfig>,
+    stores: Definitions<'a, TlsStoreConfig>,
+}
+
+/// Every definition of one section's names: (name, file, definition), in
+/// file order.
+struct Definitions<'a, T>(Vec<(&'a str, usize, &'a T)>);
+
+impl<T> Default for Definitions<'_, T> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+/// A name's place in the model: `http.routers.api` is (`http`, `routers`,
+/// `api`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct ModelKey<'a> {
+    section: &'static str,
+    kind: &'a str,
+    name: &'a str,
+}
+
+impl ModelKey<'_> {
+    /// The dotted key, as origins and errors name it.
+    fn render(&self) -> String {
+        let mut key =
+            String::with_capacity(self.section.len() + self.kind.len() + self.name.len() + 2);
+        key.push_str(self.section);
+        key.push('.');
+        key.push_str(self.kind);
+        key.push('.');
+        key.push_str(self.name);
+        key
+    }
+}
+
+/// What the merge yields besides the configuration.
+struct Findings<'f> {
+    files: &'f [String],
+    /// The file that defined each name, in no particular order.
+    origins: Vec<(String, String)>,
     errors: Vec<SourceError>,
+}
+
+/// The error on a later definition of `key` (in `file`), naming the first.
+fn duplicate(files: &[String], key: &ModelKey<'_>, file: usize, owner: usize) -> SourceError {
+    SourceError {
+        location: files[file].clone(),
+        message: format!(
+            "already defined in `{}`; this definition is ignored",
+            files[owner]
+        ),
+        key: Some(key.render()),
+    }
+}
+
+impl<'a, T: Clone> Definitions<'a, T> {
+    fn add(&mut self, source: &'a BTreeMap<String, T>, file: usize) {
+        let definitions = source
+            .iter()
+            .map(|(name, value)| (name.as_str(), file, value));
+        self.0.extend(definitions);
+    }
+
+    /// The first definition of each name; later ones are reported.
+    fn resolve(
+        mut self,
+        (section, kind): (&'static str, &'static str),
+        findings: &mut Findings<'_>,
+    ) -> BTreeMap<String, T> {
+        // Stable: a name's definitions stay in file order.
+        self.0.sort_by(|a, b| a.0.cmp(b.0));
+        let mut chosen: Vec<(String, T)> = Vec::with_capacity(self.0.len());
+        let mut owner = None;
+        for (name, file, value) in self.0 {
+            let key = ModelKey {
+                section,
+                kind,
+                name,
+            };
+            match owner {
+                Some((owned, owner_file)) if owned == name => {
+                    let error = duplicate(findings.files, &key, file, owner_file);
+                    findings.errors.push(error);
+                }
+                _ => {
+                    owner = Some((name, file));
+                    findings
+                        .origins
+                        .push((key.render(), findings.files[file].clone()));
+                    chosen.push((name.to_owned(), value.clone()));
+                }
+            }
+        }
+        // Sorted and unique: the map is built without a search.
+        chosen.into_iter().collect()
+    }
 }
 
 impl<'a> Merged<'a> {
     /// Adds one file's configuration; call in path order.
-    pub(super) fn add(&mut self, file: &'a Path, config: &DynamicConfig) {
-        let claims = &mut self.claims;
+    pub(super) fn add(&mut self, file: &Path, config: &'a DynamicConfig) {
+        self.files.push(file.display().to_string());
+        let file = self.files.len() - 1;
         if let Some(http) = &config.http {
-            let target = self.config.http.get_or_insert_with(HttpConfig::default);
-            claims.section(&mut target.routers, &http.routers, "http.routers", file);
-            claims.section(&mut target.services, &http.services, "http.services", file);
-            let middlewares = &http.middlewares;
-            claims.section(
-                &mut target.middlewares,
-                middlewares,
-                "http.middlewares",
-                file,
-            );
-            let transports = &http.servers_transports;
-            let section = "http.serversTransports";
-            claims.section(&mut target.servers_transports, transports, section, file);
+            let target = self.http.get_or_insert_with(HttpDefinitions::default);
+            target.routers.add(&http.routers, file);
+            target.services.add(&http.services, file);
+            target.middlewares.add(&http.middlewares, file);
+            target
+                .servers_transports
+                .add(&http.servers_transports, file);
         }
         if let Some(tls) = &config.tls {
-            let target = self.config.tls.get_or_insert_with(TlsConfig::default);
+            let target = self.tls.get_or_insert_with(TlsDefinitions::default);
             target.certificates.extend(tls.certificates.iter().cloned());
-            claims.section(&mut target.options, &tls.options, "tls.options", file);
-            claims.section(&mut target.stores, &tls.stores, "tls.stores", file);
+            target.options.add(&tls.options, file);
+            target.stores.add(&tls.stores, file);
         }
         if let Some(tcp) = &config.tcp {
-            claims.opaque(&mut self.config.tcp, tcp, "tcp", file);
+            let mut target = self.tcp.take();
+            self.opaque(&mut target, tcp, "tcp", file);
+            self.tcp = target;
         }
         if let Some(udp) = &config.udp {
-            claims.opaque(&mut self.config.udp, udp, "udp", file);
+            let mut target = self.udp.take();
+            self.opaque(&mut target, udp, "udp", file);
+            self.udp = target;
         }
     }
 
     /// The merged configuration, the file that defined each name
     /// (`http.routers.api` to its path), and the duplicate-name errors.
     pub(super) fn finish(self) -> (DynamicConfig, BTreeMap<String, String>, Vec<SourceError>) {
-        let origins = self
-            .claims
-            .owners
-            .into_iter()
-            .map(|(key, file)| (key, file.display().to_string()))
-            .collect();
-        (self.config, origins, self.claims.errors)
+        let mut findings = Findings {
+            files: &self.files,
+            origins: Vec::new(),
+            errors: Vec::new(),
+        };
+        let http = self.http.map(|http| HttpConfig {
+            routers: http.routers.resolve(("http", "routers"), &mut findings),
+            services: http.services.resolve(("http", "services"), &mut findings),
+            middlewares: http
+                .middlewares
+                .resolve(("http", "middlewares"), &mut findings),
+            servers_transports: http
+                .servers_transports
+                .resolve(("http", "serversTransports"), &mut findings),
+        });
+        let tls = self.tls.map(|tls| TlsConfig {
+            certificates: tls.certificates,
+            options: tls.options.resolve(("tls", "options"), &mut findings),
+            stores: tls.stores.resolve(("tls", "stores"), &mut findings),
+        });
+        let Findings {
+            mut origins,
+            mut errors,
+            ..
+        } = findings;
+        origins.extend(
+            self.opaque_owners
+                .into_iter()
+                .map(|(key, file)| (key.render(), self.files[file].clone())),
+        );
+        errors.extend(self.errors);
+        let config = DynamicConfig {
+            http,
+            tls,
+            tcp: self.tcp,
+            udp: self.udp,
+        };
+        (config, origins.into_iter().collect(), errors)
     }
-}
 
-impl<'a> Claims<'a> {
-    /// Records `file` as the owner of `key`; false (and an error) if another
-    /// file already is.
-    fn claim(&mut self, key: String, file: &'a Path) -> bool {
-        match self.owners.entry(key) {
-            Entry::Vacant(vacant) => {
-                vacant.insert(file);
-                true
-            }
-            Entry::Occupied(occupied) => {
-                self.errors.push(SourceError {
-                    location: file.display().to_string(),
-                    message: format!(
-                        "already defined in `{}`; this definition is ignored",
-                        occupied.get().display()
-                    ),
-                    key: Some(occupied.key().clone()),
-                });
-                false
-            }
-        }
-    }
-
-    fn not_a_table(&mut self, key: &str, file: &Path) {
+    fn not_a_table(&mut self, key: &str, file: usize) {
         self.errors.push(SourceError {
-            location: file.display().to_string(),
+            location: self.files[file].clone(),
             key: Some(key.to_owned()),
             message: "expected a table of names; ignored".to_owned(),
         });
-    }
-
-    fn section<T: Clone>(
-        &mut self,
-        target: &mut BTreeMap<String, T>,
-        source: &BTreeMap<String, T>,
-        section: &str,
-        file: &'a Path,
-    ) {
-        for (name, value) in source {
-            if self.claim(format!("{section}.{name}"), file) {
-                target.insert(name.clone(), value.clone());
-            }
-        }
     }
 
     /// `tcp` and `udp` are kept as JSON: merged by `<kind>.<name>` the same
@@ -120,9 +232,9 @@ impl<'a> Claims<'a> {
     fn opaque(
         &mut self,
         target: &mut Option<Value>,
-        source: &Value,
-        section: &str,
-        file: &'a Path,
+        source: &'a Value,
+        section: &'static str,
+        file: usize,
     ) {
         let target = target.get_or_insert_with(|| Value::Object(Map::new()));
         let (Value::Object(target_kinds), Value::Object(kinds)) = (target, source) else {
@@ -137,8 +249,20 @@ impl<'a> Claims<'a> {
                 continue;
             };
             for (name, value) in entries {
-                if self.claim(format!("{section}.{kind}.{name}"), file) {
-                    target_entries.insert(name.clone(), value.clone());
+                let key = ModelKey {
+                    section,
+                    kind,
+                    name,
+                };
+                match self.opaque_owners.entry(key) {
+                    Entry::Vacant(vacant) => {
+                        vacant.insert(file);
+                        target_entries.insert(name.clone(), value.clone());
+                    }
+                    Entry::Occupied(occupied) => {
+                        let error = duplicate(&self.files, &key, file, *occupied.get());
+                        self.errors.push(error);
+                    }
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! left out, and which object each resource came from.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::Built;
 use crate::dynamic::{
@@ -36,7 +37,7 @@ impl Output {
     pub(super) fn router(&mut self, name: String, router: RouterConfig, origin: &str) {
         self.origins
             .insert(format!("http.routers.{name}"), origin.to_owned());
-        self.http.routers.insert(name, router);
+        self.http.routers.insert(name, Arc::new(router));
     }
 
     pub(super) fn middleware(&mut self, name: String, middleware: MiddlewareConfig, origin: &str) {
