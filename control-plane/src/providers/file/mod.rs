@@ -30,11 +30,13 @@
 mod merge;
 mod parse;
 mod referenced;
+mod stamp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
@@ -45,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use self::merge::Merged;
 use self::parse::{is_config_file, is_hidden_or_backup, parse};
 use self::referenced::referenced_files;
+use self::stamp::{FileStamp, ReadStamp};
 use super::{ProviderUpdate, SourceError};
 use crate::config::FileProviderConfig;
 use crate::dynamic::DynamicConfig;
@@ -103,6 +106,8 @@ struct FileState {
     config: Option<DynamicConfig>,
     /// Why the current content could not be read or parsed.
     error: Option<SourceError>,
+    /// The file's stamp when `text` was read.
+    read_stamp: Option<ReadStamp>,
 }
 
 impl FileProvider {
@@ -237,9 +242,20 @@ impl FileProvider {
 
     /// Reads and parses one file into its state; true when the state changed.
     fn read(&mut self, path: PathBuf) -> bool {
+        let read_at = SystemTime::now();
+        let stamp = std::fs::metadata(&path)
+            .ok()
+            .map(|metadata| FileStamp::of(&metadata));
+        if let (Some(state), Some(stamp)) = (self.files.get(&path), &stamp)
+            && state.text.is_some()
+            && state.read_stamp.is_some_and(|read| read.vouches_for(stamp))
+        {
+            return false;
+        }
         let (message, keeps_config) = match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let state = self.files.entry(path.clone()).or_default();
+                state.read_stamp = stamp.map(|stamp| stamp.read_at(read_at));
                 if state.text.as_deref() == Some(text.as_str()) {
                     return false;
                 }
