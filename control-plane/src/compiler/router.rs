@@ -161,18 +161,14 @@ pub(super) fn compile_routers(
     cache: &mut RouterCache,
 ) -> Vec<Arc<proto::Router>> {
     cache.check_names(refs);
-    cache.by_provider.retain(|provider, _| {
-        providers
-            .get(provider)
-            .is_some_and(|update| update.config.http.is_some())
-    });
+    let mut last_compile = std::mem::take(&mut cache.by_provider);
     let mut routers = Vec::new();
     let mut statuses = Vec::new();
     for update in providers.values() {
         let Some(http) = &update.config.http else {
             continue;
         };
-        let previous = cache.by_provider.remove(&update.provider);
+        let previous = last_compile.remove(&update.provider);
         let mut previous = previous.unwrap_or_default().into_iter().peekable();
         let mut origins = RouterOrigins::new(&update.origins);
         let mut current = Vec::with_capacity(http.routers.len());
