@@ -39,16 +39,6 @@ macro_rules! shared_resources {
                 }
             }
 
-            /// Total number of resources of every kind.
-            pub fn len(&self) -> usize {
-                0 $(+ self.$field.len())*
-            }
-
-            /// True when there is no resource at all.
-            pub fn is_empty(&self) -> bool {
-                self.len() == 0
-            }
-
             /// The hash of the whole set: every (kind, name, content version).
             pub fn content_hash(&self) -> String {
                 let mut hasher = Sha256::new();

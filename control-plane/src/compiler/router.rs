@@ -47,9 +47,8 @@ pub(super) struct RouterCache {
 struct CachedRouter {
     /// The name in the provider's configuration.
     name: String,
-    key: ResourceKindName,
     config: Arc<RouterConfig>,
-    /// The router's entry in the report, its error included.
+    /// The router's entry in the report (qualified name, error included).
     status: Arc<ResourceStatus>,
     /// The sealed router, shared by every snapshot that holds it; `None`
     /// when it is left out.
@@ -80,7 +79,6 @@ impl CachedRouter {
         };
         Self {
             name: name.to_owned(),
-            key,
             config: Arc::clone(config),
             status: Arc::new(status),
             router,
@@ -186,14 +184,16 @@ pub(super) fn compile_routers(
                 _ => CachedRouter::compile(name, config, update, refs),
             };
             cached.set_origin(origins.of(name));
-            statuses.push((cached.key.clone(), Arc::clone(&cached.status)));
+            let key = ResourceKindName::qualified(cached.status.kind, &cached.status.name);
+            statuses.push((key, Arc::clone(&cached.status)));
             routers.extend(cached.router.clone());
             current.push(cached);
         }
         cache.by_provider.insert(update.provider.clone(), current);
     }
     report.register_shared(statuses);
-    // One provider's routers come sorted already: little left to do.
+    // Qualified names do not keep the configuration's order (`r10@file`
+    // sorts before `r1@file`), and providers interleave.
     routers.sort_by(|a, b| a.name.cmp(&b.name));
     routers
 }

@@ -26,11 +26,19 @@ pub(super) struct Merged<'a> {
     files: Vec<String>,
     http: Option<HttpDefinitions<'a>>,
     tls: Option<TlsDefinitions<'a>>,
+    opaque: OpaqueSections<'a>,
+    /// Duplicates and malformed tables in `opaque`.
+    errors: Vec<SourceError>,
+}
+
+/// `tcp` and `udp`, kept as JSON and merged by `<kind>.<name>` the same way
+/// (`tcp.routers.db`).
+#[derive(Default)]
+struct OpaqueSections<'a> {
     tcp: Option<Value>,
     udp: Option<Value>,
-    /// Owners of the `tcp` and `udp` names (kept as JSON, and few).
-    opaque_owners: BTreeMap<ModelKey<'a>, usize>,
-    errors: Vec<SourceError>,
+    /// The defining file of each name (these sections are rare and small).
+    owners: BTreeMap<ModelKey<'a>, usize>,
 }
 
 #[derive(Default)]
@@ -164,15 +172,11 @@ impl<'a> Merged<'a> {
             target.options.add(&tls.options, file);
             target.stores.add(&tls.stores, file);
         }
-        if let Some(tcp) = &config.tcp {
-            let mut target = self.tcp.take();
-            self.opaque(&mut target, tcp, "tcp", file);
-            self.tcp = target;
-        }
-        if let Some(udp) = &config.udp {
-            let mut target = self.udp.take();
-            self.opaque(&mut target, udp, "udp", file);
-            self.udp = target;
+        for (section, source) in [("tcp", &config.tcp), ("udp", &config.udp)] {
+            if let Some(source) = source {
+                let errors = &mut self.errors;
+                self.opaque.add(section, source, file, &self.files, errors);
+            }
         }
     }
 
@@ -204,8 +208,9 @@ impl<'a> Merged<'a> {
             mut errors,
             ..
         } = findings;
+        let OpaqueSections { tcp, udp, owners } = self.opaque;
         origins.extend(
-            self.opaque_owners
+            owners
                 .into_iter()
                 .map(|(key, file)| (key.render(), self.files[file].clone())),
         );
@@ -213,39 +218,38 @@ impl<'a> Merged<'a> {
         let config = DynamicConfig {
             http,
             tls,
-            tcp: self.tcp,
-            udp: self.udp,
+            tcp,
+            udp,
         };
         (config, origins.into_iter().collect(), errors)
     }
+}
 
-    fn not_a_table(&mut self, key: &str, file: usize) {
-        self.errors.push(SourceError {
-            location: self.files[file].clone(),
-            key: Some(key.to_owned()),
-            message: "expected a table of names; ignored".to_owned(),
-        });
-    }
-
-    /// `tcp` and `udp` are kept as JSON: merged by `<kind>.<name>` the same
-    /// way (`tcp.routers.db`).
-    fn opaque(
+impl<'a> OpaqueSections<'a> {
+    /// Adds one file's `section` (`tcp` or `udp`); call in path order.
+    fn add(
         &mut self,
-        target: &mut Option<Value>,
-        source: &'a Value,
         section: &'static str,
+        source: &'a Value,
         file: usize,
+        files: &[String],
+        errors: &mut Vec<SourceError>,
     ) {
+        let target = if section == "tcp" {
+            &mut self.tcp
+        } else {
+            &mut self.udp
+        };
         let target = target.get_or_insert_with(|| Value::Object(Map::new()));
         let (Value::Object(target_kinds), Value::Object(kinds)) = (target, source) else {
-            return self.not_a_table(section, file);
+            return errors.push(not_a_table(files, section, file));
         };
         for (kind, entries) in kinds {
             let target = target_kinds
                 .entry(kind.clone())
                 .or_insert_with(|| Value::Object(Map::new()));
             let (Value::Object(target_entries), Value::Object(entries)) = (target, entries) else {
-                self.not_a_table(&format!("{section}.{kind}"), file);
+                errors.push(not_a_table(files, &format!("{section}.{kind}"), file));
                 continue;
             };
             for (name, value) in entries {
@@ -254,18 +258,26 @@ impl<'a> Merged<'a> {
                     kind,
                     name,
                 };
-                match self.opaque_owners.entry(key) {
+                match self.owners.entry(key) {
                     Entry::Vacant(vacant) => {
                         vacant.insert(file);
                         target_entries.insert(name.clone(), value.clone());
                     }
                     Entry::Occupied(occupied) => {
-                        let error = duplicate(&self.files, &key, file, *occupied.get());
-                        self.errors.push(error);
+                        errors.push(duplicate(files, &key, file, *occupied.get()));
                     }
                 }
             }
         }
+    }
+}
+
+/// The error on a `key` in `file` that should hold a table of names.
+fn not_a_table(files: &[String], key: &str, file: usize) -> SourceError {
+    SourceError {
+        location: files[file].clone(),
+        key: Some(key.to_owned()),
+        message: "expected a table of names; ignored".to_owned(),
     }
 }
 
@@ -325,5 +337,48 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn with_a_name_in_many_files_the_first_in_path_order_wins() {
+        let router = |rule: &str, names: &[&str]| {
+            let routers: Map<String, Value> = names
+                .iter()
+                .map(|name| ((*name).to_owned(), json!({"rule": rule})))
+                .collect();
+            config(json!({"http": {"routers": routers}}))
+        };
+        // Many names around `api`, so the sort has real work to keep stable.
+        let filler: Vec<String> = (0..50).map(|index| format!("r{index}")).collect();
+        let mut names: Vec<&str> = filler.iter().map(String::as_str).collect();
+        names.push("api");
+        let (a, b, c) = (
+            router("Host(`a`)", &["api"]),
+            router("Host(`b`)", &names),
+            router("Host(`c`)", &["api", "z"]),
+        );
+        let mut merged = Merged::default();
+        merged.add(Path::new("/d/a.yml"), &a);
+        merged.add(Path::new("/d/b.yml"), &b);
+        merged.add(Path::new("/d/c.yml"), &c);
+        let (config, origins, errors) = merged.finish();
+
+        let routers = config.http.unwrap().routers;
+        assert_eq!(routers["api"].rule, "Host(`a`)");
+        assert_eq!(routers["r7"].rule, "Host(`b`)");
+        assert_eq!(routers["z"].rule, "Host(`c`)");
+        assert_eq!(routers.len(), 52);
+        assert_eq!(origins["http.routers.api"], "/d/a.yml");
+        let duplicates: Vec<(&str, &str)> = errors
+            .iter()
+            .map(|error| (error.location.as_str(), error.key.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            duplicates,
+            [
+                ("/d/b.yml", "http.routers.api"),
+                ("/d/c.yml", "http.routers.api")
+            ]
+        );
     }
 }
