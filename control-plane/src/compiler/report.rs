@@ -188,12 +188,14 @@ impl CompileReport {
     }
 
     /// Records resources with statuses kept from an earlier compilation,
-    /// at once: a sorted batch is merged in without a search per resource.
-    pub(crate) fn register_shared(
+    /// at once: a batch sorted by key (one kind, by name) is merged in
+    /// without a search per resource.
+    pub(crate) fn register_sorted(
         &mut self,
-        statuses: Vec<(ResourceKindName, Arc<ResourceStatus>)>,
+        statuses: impl Iterator<Item = (ResourceKindName, Arc<ResourceStatus>)>,
     ) {
-        let mut batch: BTreeMap<_, _> = statuses.into_iter().collect();
+        // Already sorted, so collecting only checks the order.
+        let mut batch: BTreeMap<_, _> = statuses.collect();
         self.resources.append(&mut batch);
     }
 

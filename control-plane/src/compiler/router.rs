@@ -160,8 +160,12 @@ pub(super) fn compile_routers(
 ) -> Vec<Arc<proto::Router>> {
     cache.check_names(refs);
     let mut last_compile = std::mem::take(&mut cache.by_provider);
-    let mut routers = Vec::new();
-    let mut statuses = Vec::new();
+    let total = providers
+        .values()
+        .filter_map(|update| update.config.http.as_ref())
+        .map(|http| http.routers.len())
+        .sum();
+    let mut outcomes = Vec::with_capacity(total);
     for update in providers.values() {
         let Some(http) = &update.config.http else {
             continue;
@@ -184,17 +188,22 @@ pub(super) fn compile_routers(
                 _ => CachedRouter::compile(name, config, update, refs),
             };
             cached.set_origin(origins.of(name));
-            let key = ResourceKindName::qualified(cached.status.kind, &cached.status.name);
-            statuses.push((key, Arc::clone(&cached.status)));
-            routers.extend(cached.router.clone());
+            outcomes.push((Arc::clone(&cached.status), cached.router.clone()));
             current.push(cached);
         }
         cache.by_provider.insert(update.provider.clone(), current);
     }
-    report.register_shared(statuses);
     // Qualified names do not keep the configuration's order (`r10@file`
-    // sorts before `r1@file`), and providers interleave.
-    routers.sort_by(|a, b| a.name.cmp(&b.name));
+    // sorts before `r1@file`), and providers interleave. One sort serves
+    // both the report and the routers: both go by qualified name.
+    outcomes.sort_by(|(a, _), (b, _)| a.name.cmp(&b.name));
+    let mut routers = Vec::with_capacity(outcomes.len());
+    let statuses = outcomes.into_iter().map(|(status, router)| {
+        routers.extend(router);
+        let key = ResourceKindName::qualified(status.kind, &status.name);
+        (key, status)
+    });
+    report.register_sorted(statuses);
     routers
 }
 

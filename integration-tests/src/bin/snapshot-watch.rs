@@ -26,7 +26,8 @@
 //! 16 (a full state prints `-`). These streams keep no [`SnapshotState`]: a
 //! hundred copies of a large state, each cloned per update, would measure
 //! this process instead of the control plane. Once every stream has its
-//! first update it prints `ready streams=<N>`.
+//! first update it prints `ready streams=<N>`. Lines waiting together are
+//! written together.
 //!
 //! It exits when stdin closes or a stream ends.
 
@@ -38,7 +39,8 @@ use anyhow::{Context, bail};
 use integration_tests::{SnapshotState, WatchClient};
 use prost::Message;
 use sluice_proto::v1::SnapshotUpdate;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
 
 const USAGE: &str = "usage: snapshot-watch <grpc-url> [<node-id>] [--streams <N>]";
 
@@ -99,9 +101,12 @@ async fn main() -> anyhow::Result<()> {
         Some(count) => {
             let mut tasks = tokio::task::JoinSet::new();
             let first_updates = Arc::new(AtomicUsize::new(0));
+            let (lines, pending_lines) = mpsc::unbounded_channel();
+            tasks.spawn(write_lines(pending_lines));
             for stream in 0..count {
                 let (url, node) = (url.clone(), format!("{node}-{stream}"));
                 let first_updates = Arc::clone(&first_updates);
+                let lines = lines.clone();
                 tasks.spawn(async move {
                     let mut client = WatchClient::connect(&url, &node, "").await;
                     let mut first = true;
@@ -113,16 +118,18 @@ async fn main() -> anyhow::Result<()> {
                             .duration_since(UNIX_EPOCH)
                             .unwrap_or_default();
                         client.ack(&update.version).await;
-                        println!("recv stream={stream} {}", received(&update, at));
+                        let _ =
+                            lines.send(format!("recv stream={stream} {}\n", received(&update, at)));
                         if first {
                             first = false;
                             if first_updates.fetch_add(1, Ordering::SeqCst) + 1 == count {
-                                println!("ready streams={count}");
+                                let _ = lines.send(format!("ready streams={count}\n"));
                             }
                         }
                     }
                 });
             }
+            drop(lines);
             tokio::select! {
                 line = async {
                     loop {
@@ -136,10 +143,29 @@ async fn main() -> anyhow::Result<()> {
                     Ok(())
                 }
                 ended = tasks.join_next() => {
-                    bail!("a Watch stream stopped: {ended:?}")
+                    bail!("a Watch stream (or the output) stopped: {ended:?}")
                 }
             }
         }
+    }
+}
+
+/// Writes the streams' lines to stdout, all those waiting in one write: a
+/// hundred streams receiving one update would otherwise make a hundred
+/// writes, on the cores the measured streams need. Ends when every stream
+/// has ended.
+async fn write_lines(mut lines: mpsc::UnboundedReceiver<String>) {
+    let mut stdout = tokio::io::stdout();
+    let mut batch = String::new();
+    while let Some(line) = lines.recv().await {
+        batch.push_str(&line);
+        while let Ok(line) = lines.try_recv() {
+            batch.push_str(&line);
+        }
+        if stdout.write_all(batch.as_bytes()).await.is_err() || stdout.flush().await.is_err() {
+            return;
+        }
+        batch.clear();
     }
 }
 

@@ -27,6 +27,10 @@ pub(crate) const DEBOUNCE: (&str, &str) = ("5ms", "50ms");
 const BOUND: Duration = Duration::from_secs(10);
 /// The constant-rate client's interval (200 requests/s).
 const CLIENT_INTERVAL: Duration = Duration::from_millis(5);
+/// The pause between one sample's change being served and the next change:
+/// longer than the quiet period, so each sample is a lone change, compiled
+/// at once, and not the tail of a burst that the debounce waits out.
+pub(crate) const PACE: Duration = Duration::from_millis(20);
 
 /// What the propagation section measured.
 #[derive(Debug, Default)]
@@ -111,6 +115,7 @@ pub(crate) fn run(
             Some(elapsed) => result.samples_ms.push(elapsed.as_secs_f64() * 1000.0),
             None => result.timeouts += 1,
         }
+        std::thread::sleep(PACE);
     }
 
     // Churn: a client at a constant rate on a stable route while one router changes.
@@ -230,6 +235,7 @@ pub(crate) fn fan_out(
                     .push(last_us.saturating_sub(written_us) as f64 / 1000.0),
                 None => result.timeouts += 1,
             }
+            std::thread::sleep(PACE);
         }
         result.control_plane_kib = memory_kib(control_plane.process.pid());
         results.push(result);

@@ -126,6 +126,7 @@ impl<'a, T: Clone> Definitions<'a, T> {
         // Stable: a name's definitions stay in file order.
         self.0.sort_by(|a, b| a.0.cmp(b.0));
         let mut chosen: Vec<(String, T)> = Vec::with_capacity(self.0.len());
+        findings.origins.reserve(self.0.len());
         let mut owner = None;
         for (name, file, value) in self.0 {
             let key = ModelKey {

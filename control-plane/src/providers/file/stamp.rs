@@ -6,14 +6,25 @@
 //! tick can leave every stamp as it was. As git does for its index, a stamp
 //! is trusted only for a file whose last write came well before the read:
 //! any later write then moves the stamps.
+//!
+//! How long is "well before" depends on the file system's tick. One that
+//! keeps sub-second stamps (ext4, XFS, Btrfs, tmpfs, NTFS, exFAT) advances
+//! them at least every 10 ms (Linux stamps from the jiffy clock); one that
+//! keeps whole seconds (FAT's two, ext3's and HFS+'s one) leaves the
+//! sub-second part zero. A file is settled 100 ms after its last write in
+//! the first case, 2 s after in the second: files written in a burst are
+//! not read again on every change for seconds.
 
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long before a read a file must have been last written for its stamps
-/// to vouch for it.
-const SETTLED_AFTER: Duration = Duration::from_secs(2);
+/// to vouch for it, when the file system keeps sub-second stamps...
+const SETTLED_AFTER_FINE: Duration = Duration::from_millis(100);
+
+/// ...and when it keeps whole seconds (FAT rounds to two).
+const SETTLED_AFTER_COARSE: Duration = Duration::from_secs(2);
 
 /// A file's identity, size and change times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +34,8 @@ pub(super) struct FileStamp {
     len: u64,
     /// The later of the content (mtime) and status (ctime) change times.
     last_change: SystemTime,
+    /// How long after `last_change` a read vouches for the content.
+    settled_after: Duration,
 }
 
 /// A stamp taken just before a read.
@@ -49,6 +62,7 @@ impl FileStamp {
             inode: metadata.ino(),
             len: metadata.size(),
             last_change: modified.max(changed),
+            settled_after: settle_time(metadata.mtime_nsec(), metadata.ctime_nsec()),
         }
     }
 
@@ -61,11 +75,21 @@ impl FileStamp {
     }
 }
 
+/// How long after its last write a file is settled, from the sub-second
+/// parts of its change times: both zero means whole-second stamps.
+fn settle_time(mtime_nanoseconds: i64, ctime_nanoseconds: i64) -> Duration {
+    if mtime_nanoseconds == 0 && ctime_nanoseconds == 0 {
+        SETTLED_AFTER_COARSE
+    } else {
+        SETTLED_AFTER_FINE
+    }
+}
+
 impl ReadStamp {
     /// True when the file, now stamped `now`, cannot have changed since
     /// this read.
     pub(super) fn vouches_for(&self, now: &FileStamp) -> bool {
-        self.stamp == *now && self.stamp.last_change + SETTLED_AFTER <= self.read_at
+        self.stamp == *now && self.stamp.last_change + self.stamp.settled_after <= self.read_at
     }
 }
 
@@ -79,6 +103,7 @@ mod tests {
             inode: 7,
             len,
             last_change,
+            settled_after: SETTLED_AFTER_FINE,
         }
     }
 
@@ -100,6 +125,26 @@ mod tests {
         // every stamp, so the file is read again.
         let hasty_read = stamp(10, written).read_at(written + Duration::from_millis(3));
         assert!(!hasty_read.vouches_for(&stamp(10, written)));
+    }
+
+    #[test]
+    fn whole_second_stamps_settle_only_after_seconds() {
+        let written = UNIX_EPOCH + Duration::from_secs(1_000);
+        let coarse = FileStamp {
+            settled_after: SETTLED_AFTER_COARSE,
+            ..stamp(10, written)
+        };
+        let soon = coarse.read_at(written + Duration::from_millis(500));
+        assert!(!soon.vouches_for(&coarse));
+        let later = coarse.read_at(written + Duration::from_secs(2));
+        assert!(later.vouches_for(&coarse));
+    }
+
+    #[test]
+    fn the_settle_time_follows_the_stamps_resolution() {
+        assert_eq!(settle_time(0, 0), SETTLED_AFTER_COARSE);
+        assert_eq!(settle_time(250_000_000, 0), SETTLED_AFTER_FINE);
+        assert_eq!(settle_time(0, 4_000_000), SETTLED_AFTER_FINE);
     }
 
     #[test]

@@ -342,7 +342,9 @@ fn write_propagation(md: &mut String, p: &propagation::Propagation) {
          change compiles at once). A new route is written to a new file (write aside, then\n\
          rename into the watched directory, which the file provider reads at once; its 50 ms\n\
          quiet period is for writes still in progress) and the proxy is polled with\n\
-         raw HTTP/1.1 requests on loopback until it answers 200, bounded at 10 s.\n\n\
+         raw HTTP/1.1 requests on loopback until it answers 200, bounded at 10 s. The next\n\
+         sample's change comes {pace} ms after that, longer than the quiet period, so each\n\
+         sample is a lone change rather than part of a burst.\n\n\
          | samples | p50 ms | p99 ms | max ms | not served within 10 s |\n\
          |---:|---:|---:|---:|---:|\n\
          | {n} | {p50} | {p99} | {max} | {timeouts} |\n\n\
@@ -354,6 +356,7 @@ fn write_propagation(md: &mut String, p: &propagation::Propagation) {
         routes = thousands(propagation::ROUTES),
         q = propagation::DEBOUNCE.0,
         m = propagation::DEBOUNCE.1,
+        pace = propagation::PACE.as_millis(),
         n = p.samples_ms.len(),
         p50 = num(percentile(&p.samples_ms, 0.5), 1),
         p99 = num(percentile(&p.samples_ms, 0.99), 1),
@@ -444,8 +447,8 @@ fn write_fan_out(md: &mut String, fan_out: &[propagation::FanOut]) {
          `snapshot-watch --streams N` (integration-tests): one process holding N `Watch` streams\n\
          (nodes `fan-out-N-<i>`), each ACKing every update as it arrives and stamping the wall\n\
          clock on arrival. A new route is written to a new file as above, the clock read just\n\
-         before; a sample is the time until the **last** of the N streams has received the\n\
-         version carrying that route. These watchers apply nothing, so the figure is the control\n\
+         before, samples paced as above; a sample is the time until the **last** of the N\n\
+         streams has received the version carrying that route. These watchers apply nothing, so the figure is the control\n\
          plane's part of propagation (file provider, debounce, compile, fan-out); a real proxy\n\
          adds building its runtime (compare the 1-proxy table). Memory: the control plane's\n\
          VmRSS / VmHWM after the samples, with the N streams connected.\n",
