@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use sluice_proto::v1::SnapshotUpdate;
 
 use crate::listeners::{BindError, Listeners};
+use crate::matchers::MatcherCache;
 use crate::runtime::{BuildError, Built, Runtime};
 use crate::shared::SharedState;
 use crate::state::{ResourceState, StateError};
@@ -42,6 +43,8 @@ pub(crate) struct Applier {
     listeners: Listeners,
     shared: Arc<SharedState>,
     overrides: HashMap<String, String>,
+    /// Compiled rules of the routers held, for the next build.
+    matchers: MatcherCache,
 }
 
 impl Applier {
@@ -59,6 +62,7 @@ impl Applier {
             listeners,
             shared,
             overrides,
+            matchers: MatcherCache::default(),
         }
     }
 
@@ -92,6 +96,7 @@ impl Applier {
             &next.resources(),
             &self.shared,
             &self.overrides,
+            &mut self.matchers,
         )?;
         let plan = self.listeners.prepare(&runtime).await?;
         for (name, address) in plan.bound() {

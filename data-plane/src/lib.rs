@@ -26,6 +26,7 @@ mod headers;
 mod healthcheck;
 mod listeners;
 mod logging;
+mod matchers;
 mod middleware;
 mod proxy;
 mod redirect;

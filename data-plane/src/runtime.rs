@@ -25,6 +25,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use sluice_proto::v1;
 
+use crate::matchers::MatcherCache;
 use crate::middleware::{Chain, MiddlewareError, Middlewares};
 use crate::redirect::Redirect;
 use crate::router::{Matcher, MatcherError, Route, RouterTable, default_priority};
@@ -235,13 +236,16 @@ impl Runtime {
     }
 
     /// Compiles `resources` (version `version`); `overrides` replace entry
-    /// point addresses by name.
+    /// point addresses by name; `matchers` keeps unchanged routers' compiled
+    /// rules from earlier builds.
     pub(crate) fn build(
         version: &str,
         resources: &ResourceSet<'_>,
         shared: &SharedState,
         overrides: &HashMap<String, String>,
+        matchers: &mut MatcherCache,
     ) -> Result<Built, BuildError> {
+        matchers.start_build();
         let mut middlewares =
             Middlewares::new(resources.middlewares.iter().copied(), &shared.middlewares);
         let mut services = ServiceBuilder::new(resources.services.iter().copied(), shared)
@@ -274,8 +278,7 @@ impl Runtime {
         }
 
         for &router in &resources.routers {
-            let compile = || router_matcher(router);
-            let mut matcher = Some(compile()?);
+            let matcher = matchers.get(router)?;
             let service = services
                 .get(&router.service)
                 .map_err(|source| BuildError::Service {
@@ -321,14 +324,10 @@ impl Runtime {
                         router: router.name.clone(),
                         source,
                     })?;
-                let matcher = match matcher.take() {
-                    Some(matcher) => matcher,
-                    None => compile()?,
-                };
                 let route = Arc::new(Route {
                     name: router.name.clone(),
                     priority: default_priority(router.priority, &router.rule),
-                    matcher,
+                    matcher: Arc::clone(&matcher),
                     target: RouteTarget {
                         direct: chain.is_empty() && service.forwards_directly(),
                         service: service.clone(),
@@ -367,6 +366,7 @@ impl Runtime {
                 },
             );
         }
+        matchers.finish_build();
         let runtime = Runtime {
             version: version.to_owned(),
             entry_points: runtime_entry_points,
@@ -427,13 +427,37 @@ mod tests {
     }
 
     fn build(resources: &Resources) -> Result<Built, BuildError> {
+        build_with(resources, &mut MatcherCache::default())
+    }
+
+    fn build_with(resources: &Resources, matchers: &mut MatcherCache) -> Result<Built, BuildError> {
         let shared = SharedState::new(
             "n".into(),
             &UpstreamConfig::default(),
             CancellationToken::new(),
         );
         let overrides = HashMap::from([("web".to_owned(), "127.0.0.1:0".to_owned())]);
-        Runtime::build("1-a", &ResourceSet::from(resources), &shared, &overrides)
+        Runtime::build(
+            "1-a",
+            &ResourceSet::from(resources),
+            &shared,
+            &overrides,
+            matchers,
+        )
+    }
+
+    #[test]
+    fn the_next_build_shares_an_unchanged_routers_matcher() {
+        let mut resources = resources();
+        resources.routers[0].content_version = "1".into();
+        let mut matchers = MatcherCache::default();
+        let first = build_with(&resources, &mut matchers).unwrap();
+        let second = build_with(&resources, &mut matchers).unwrap();
+        let matcher = |built: &Built| {
+            let routes = built.runtime.entry_point("web").unwrap().routes.routes();
+            Arc::clone(&routes[0].matcher)
+        };
+        assert!(Arc::ptr_eq(&matcher(&first), &matcher(&second)));
     }
 
     #[test]

@@ -31,8 +31,9 @@ pub(crate) struct Route<T> {
     pub(crate) name: String,
     /// Explicit priority, or the rule's length.
     pub(crate) priority: i64,
-    /// The compiled rule.
-    pub(crate) matcher: Matcher,
+    /// The compiled rule, shared with the routes of the same router in this
+    /// runtime and the next ones while the router is unchanged.
+    pub(crate) matcher: Arc<Matcher>,
     /// What a matching request goes to.
     pub(crate) target: T,
 }
@@ -63,28 +64,26 @@ impl<T> RouterTable<T> {
                 .cmp(&a.priority)
                 .then_with(|| a.name.cmp(&b.name))
         });
-        let mut by_host: HashMap<String, Vec<Entry<'_>>> = HashMap::new();
+        // Every (host, rank) pair a router requires, grouped by host below:
+        // one sort instead of a growing list per host, and one key per host.
+        let mut hosted: Vec<(&str, u32)> = Vec::with_capacity(routes.len());
         let mut fallback = Vec::new();
         for (rank, route) in routes.iter().enumerate() {
             let rank = u32::try_from(rank).unwrap_or(u32::MAX);
-            let prefixes = route.matcher.required_path_prefixes();
             match route.matcher.required_hosts() {
-                Some(hosts) => {
-                    for host in dedup(hosts) {
-                        by_host
-                            .entry(host.to_owned())
-                            .or_default()
-                            .push((rank, prefixes.clone()));
-                    }
-                }
-                None => fallback.push((rank, prefixes)),
+                Some(hosts) => hosted.extend(dedup(hosts).into_iter().map(|host| (host, rank))),
+                None => fallback.push(rank),
             }
         }
-        let by_host = by_host
-            .into_iter()
-            .map(|(host, entries)| (host, Bucket::new(entries)))
-            .collect();
-        let fallback = Bucket::new(fallback);
+        // By host, then rank: each host's ranks ascend.
+        hosted.sort_unstable();
+        let prefixes = |rank: u32| routes[rank as usize].matcher.required_path_prefixes();
+        let mut by_host = HashMap::with_capacity(hosted.len());
+        for group in hosted.chunk_by(|a, b| a.0 == b.0) {
+            let ranks = group.iter().map(|&(_, rank)| rank);
+            by_host.insert(group[0].0.to_owned(), Bucket::new(ranks, prefixes));
+        }
+        let fallback = Bucket::new(fallback.into_iter(), prefixes);
         Self {
             routes,
             by_host,
@@ -123,23 +122,25 @@ struct Bucket {
     prefixes: PrefixTrie,
 }
 
-/// A router's rank and the path prefixes it requires, if any.
-type Entry<'a> = (u32, Option<Vec<&'a str>>);
-
 /// Buckets this small are scanned whole: a trie costs more to build (and
 /// free, on every snapshot) than it saves, and most hosts have one router.
 const SCANNED_WHOLE: usize = 4;
 
 impl Bucket {
-    /// A bucket of `entries`, in ascending rank order.
-    fn new(entries: Vec<Entry<'_>>) -> Self {
+    /// A bucket of the routers ranked `ranks` (ascending); `prefixes` gives
+    /// the path prefixes a rank's router requires, if any (asked only of
+    /// buckets too large to scan whole).
+    fn new<'a>(
+        ranks: impl ExactSizeIterator<Item = u32>,
+        prefixes: impl Fn(u32) -> Option<Vec<&'a str>>,
+    ) -> Self {
         let mut bucket = Self::default();
-        if entries.len() <= SCANNED_WHOLE {
-            bucket.any_path = entries.into_iter().map(|(rank, _)| rank).collect();
+        if ranks.len() <= SCANNED_WHOLE {
+            bucket.any_path = ranks.collect();
             return bucket;
         }
-        for (rank, prefixes) in entries {
-            match prefixes {
+        for rank in ranks {
+            match prefixes(rank) {
                 Some(prefixes) => {
                     for prefix in dedup(prefixes) {
                         bucket.prefixes.insert(prefix.as_bytes(), rank);
@@ -265,7 +266,7 @@ mod tests {
         Arc::new(Route {
             name: name.to_owned(),
             priority,
-            matcher: Matcher::compile(&matcher).unwrap(),
+            matcher: Arc::new(Matcher::compile(&matcher).unwrap()),
             target: (),
         })
     }

@@ -38,7 +38,7 @@ impl RouterIndex {
                 Ok(Arc::new(Route {
                     name: router.name.clone(),
                     priority: default_priority(router.priority, &router.rule),
-                    matcher,
+                    matcher: Arc::new(matcher),
                     target: (),
                 }))
             })
