@@ -99,8 +99,9 @@ pub(crate) fn write(
          Regenerate with `cargo xtask bench` (3 rounds of 10 s) or `cargo xtask bench --quick`\n\
          (1 round of 3 s); this file and `throughput.svg` are written by the xtask.\n\n\
          > **Read this first.** These figures come from {mode} on a {cpus}-core machine\n\
-         > ({model}, {mem}) that was **shared and busy**: other engineers' builds and tests\n\
-         > ran at the same time (load average {la0} at the start, {la1} at the end).\n\
+         > ({model}, {mem}), a virtual machine whose host runs other work: the time it\n\
+         > steals varies from minute to minute (load average {la0} at the start, just after\n\
+         > the release build, {la1} at the end).\n\
          > The load generator, the backend and the proxy share the same {cpus} cores too.\n\
          > Absolute figures are only good for this machine at that moment; only the\n\
          > comparisons *within this run* (contenders interleaved round by round) mean\n\
@@ -319,7 +320,7 @@ pub(crate) fn write(
     let _ = writeln!(
         md,
         "\nMachine: {} CPUs (`nproc`), {}, {}, {} memory. Run started {}, load average\n\
-         {} at the start and {} at the end (shared with other builds).",
+         {} at the start and {} at the end.",
         before.cpus,
         before.cpu_model,
         first_line("uname", &["-sr"]),
