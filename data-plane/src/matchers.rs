@@ -105,79 +105,70 @@ mod tests {
         }
     }
 
+    /// One successful build asking for `routers` (name, host, content version).
+    fn build(cache: &mut MatcherCache, routers: &[(&str, &str, &str)]) -> Vec<Arc<Matcher>> {
+        cache.start_build();
+        let matchers = routers
+            .iter()
+            .map(|&(name, host, version)| cache.get(&router(name, host, version)).unwrap())
+            .collect();
+        cache.finish_build();
+        matchers
+    }
+
     #[test]
     fn an_unchanged_router_keeps_its_matcher_and_a_changed_one_is_compiled_again() {
         let mut cache = MatcherCache::default();
-        cache.start_build();
-        let first = cache.get(&router("a@file", "a.test", "1")).unwrap();
-        cache.finish_build();
-
-        cache.start_build();
-        let same = cache.get(&router("a@file", "a.test", "1")).unwrap();
-        assert!(Arc::ptr_eq(&first, &same));
-        let changed = cache.get(&router("a@file", "b.test", "2")).unwrap();
-        assert!(!Arc::ptr_eq(&first, &changed));
-        assert_eq!(changed.required_hosts(), Some(vec!["b.test"]));
-        cache.finish_build();
+        let first = build(&mut cache, &[("a@file", "a.test", "1")]);
+        let same = build(&mut cache, &[("a@file", "a.test", "1")]);
+        assert!(Arc::ptr_eq(&first[0], &same[0]));
+        let changed = build(&mut cache, &[("a@file", "b.test", "2")]);
+        assert!(!Arc::ptr_eq(&first[0], &changed[0]));
+        assert_eq!(changed[0].required_hosts(), Some(vec!["b.test"]));
     }
 
     #[test]
     fn routers_a_build_did_not_use_are_forgotten() {
         let mut cache = MatcherCache::default();
-        cache.start_build();
-        cache.get(&router("a@file", "a.test", "1")).unwrap();
-        let b = cache.get(&router("b@file", "b.test", "1")).unwrap();
-        cache.finish_build();
-
-        cache.start_build();
-        cache.get(&router("a@file", "a.test", "1")).unwrap();
-        cache.finish_build();
-
-        cache.start_build();
-        let b_again = cache.get(&router("b@file", "b.test", "1")).unwrap();
-        assert!(!Arc::ptr_eq(&b, &b_again));
-        cache.finish_build();
+        let both = build(
+            &mut cache,
+            &[("a@file", "a.test", "1"), ("b@file", "b.test", "1")],
+        );
+        build(&mut cache, &[("a@file", "a.test", "1")]);
+        let b_again = build(&mut cache, &[("b@file", "b.test", "1")]);
+        assert!(!Arc::ptr_eq(&both[1], &b_again[0]));
     }
 
     #[test]
     fn a_failed_build_leaves_a_cache_that_still_answers_right() {
         let mut cache = MatcherCache::default();
-        cache.start_build();
-        cache.get(&router("a@file", "a.test", "1")).unwrap();
-        cache.get(&router("b@file", "b.test", "1")).unwrap();
-        cache.finish_build();
-
+        build(
+            &mut cache,
+            &[("a@file", "a.test", "1"), ("b@file", "b.test", "1")],
+        );
         cache.start_build();
         cache.get(&router("a@file", "a.test", "1")).unwrap();
         // The build fails here: no finish_build.
-        cache.start_build();
-        let b = cache.get(&router("b@file", "c.test", "2")).unwrap();
-        assert_eq!(b.required_hosts(), Some(vec!["c.test"]));
+        let b = build(&mut cache, &[("b@file", "c.test", "2")]);
+        assert_eq!(b[0].required_hosts(), Some(vec!["c.test"]));
     }
 
     #[test]
     fn routers_out_of_name_order_are_compiled_right() {
         let mut cache = MatcherCache::default();
-        cache.start_build();
-        cache.get(&router("b@file", "b.test", "1")).unwrap();
-        cache.get(&router("a@file", "a.test", "1")).unwrap();
-        cache.finish_build();
-
-        cache.start_build();
-        let b = cache.get(&router("b@file", "b.test", "1")).unwrap();
-        let a = cache.get(&router("a@file", "a.test", "1")).unwrap();
-        assert_eq!(a.required_hosts(), Some(vec!["a.test"]));
-        assert_eq!(b.required_hosts(), Some(vec!["b.test"]));
-        cache.finish_build();
+        let out_of_order = [("b@file", "b.test", "1"), ("a@file", "a.test", "1")];
+        build(&mut cache, &out_of_order);
+        let again = build(&mut cache, &out_of_order);
+        assert_eq!(again[0].required_hosts(), Some(vec!["b.test"]));
+        assert_eq!(again[1].required_hosts(), Some(vec!["a.test"]));
     }
 
     #[test]
     fn routers_without_a_content_version_are_not_cached() {
         let mut cache = MatcherCache::default();
-        cache.start_build();
-        let first = cache.get(&router("a@file", "a.test", "")).unwrap();
-        let second = cache.get(&router("a@file", "b.test", "")).unwrap();
-        assert_eq!(second.required_hosts(), Some(vec!["b.test"]));
-        assert!(!Arc::ptr_eq(&first, &second));
+        let first = build(&mut cache, &[("a@file", "a.test", "")]);
+        let second = build(&mut cache, &[("a@file", "b.test", "")]);
+        assert_eq!(second[0].required_hosts(), Some(vec!["b.test"]));
+        assert!(!Arc::ptr_eq(&first[0], &second[0]));
     }
 }
