@@ -192,10 +192,10 @@ impl CompileReport {
     /// without a search per resource.
     pub(crate) fn register_sorted(
         &mut self,
-        statuses: impl Iterator<Item = (ResourceKindName, Arc<ResourceStatus>)>,
+        statuses: Vec<(ResourceKindName, Arc<ResourceStatus>)>,
     ) {
         // Already sorted, so collecting only checks the order.
-        let mut batch: BTreeMap<_, _> = statuses.collect();
+        let mut batch: BTreeMap<_, _> = statuses.into_iter().collect();
         self.resources.append(&mut batch);
     }
 

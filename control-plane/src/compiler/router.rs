@@ -198,11 +198,12 @@ pub(super) fn compile_routers(
     // both the report and the routers: both go by qualified name.
     outcomes.sort_by(|(a, _), (b, _)| a.name.cmp(&b.name));
     let mut routers = Vec::with_capacity(outcomes.len());
-    let statuses = outcomes.into_iter().map(|(status, router)| {
+    let mut statuses = Vec::with_capacity(outcomes.len());
+    for (status, router) in outcomes {
         routers.extend(router);
         let key = ResourceKindName::qualified(status.kind, &status.name);
-        (key, status)
-    });
+        statuses.push((key, status));
+    }
     report.register_sorted(statuses);
     routers
 }

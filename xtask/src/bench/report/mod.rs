@@ -99,8 +99,8 @@ pub(crate) fn write(
          Regenerate with `cargo xtask bench` (3 rounds of 10 s) or `cargo xtask bench --quick`\n\
          (1 round of 3 s); this file and `throughput.svg` are written by the xtask.\n\n\
          > **Read this first.** These figures come from {mode} on a {cpus}-core machine\n\
-         > ({model}, {mem}), a virtual machine whose host runs other work: the time it\n\
-         > steals varies from minute to minute (load average {la0} at the start, just after\n\
+         > ({model}, {mem}), a virtual machine: its host's other work can take CPU time from\n\
+         > it, so figures vary between runs (load average {la0} at the start, just after\n\
          > the release build, {la1} at the end).\n\
          > The load generator, the backend and the proxy share the same {cpus} cores too.\n\
          > Absolute figures are only good for this machine at that moment; only the\n\
